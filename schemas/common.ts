@@ -1,0 +1,113 @@
+import { Type, type Static, type TSchema, type TObject, type TProperties, type ObjectOptions, type SchemaOptions, type StringOptions } from '@sinclair/typebox'
+
+/** An object that rejects properties it does not declare. */
+export const StrictObject = <T extends TProperties>(properties: T, options: ObjectOptions = {}) =>
+  Type.Object(properties, { additionalProperties: false, ...options })
+
+export const Nullable = <T extends TSchema>(schema: T) => Type.Union([schema, Type.Null()])
+
+/** A reference to a named component schema (one registered with `addSchema`), typed as the schema itself. */
+export const Ref = <T extends TSchema>(schema: T, options: SchemaOptions = {}) => {
+  if (schema.$id === undefined) throw new Error('Ref() needs a schema with an $id')
+  return Type.Unsafe<Static<T>>(Type.Ref(schema.$id, options))
+}
+
+/** A string enum emitted as a plain `enum` (code generators dislike `anyOf` of constants). */
+export const StringEnum = <const T extends readonly string[]>(values: T, options: StringOptions = {}) =>
+  Type.Unsafe<T[number]>({ ...options, type: 'string', enum: [...values] })
+
+export const Uuid = (options: StringOptions = {}) =>
+  Type.String({ format: 'uuid', maxLength: 36, ...options })
+
+export const DateTime = (options: StringOptions = {}) =>
+  Type.String({ format: 'date-time', maxLength: 35, ...options })
+
+export const Email = (options: StringOptions = {}) =>
+  Type.String({ format: 'email', minLength: 3, maxLength: 254, ...options })
+
+export const IdParamsSchema = StrictObject({ id: Uuid({ description: 'The resource id' }) })
+
+export const ValidationIssueSchema = StrictObject({
+  in: StringEnum(['body', 'query', 'path', 'header'] as const, { description: 'Which part of the request failed' }),
+  path: Type.String({ maxLength: 1000, description: 'JSON pointer to the failing field within that part', examples: ['/price'] }),
+  message: Type.String({ maxLength: 1000, examples: ['must be >= 0'] })
+}, { $id: 'ValidationIssue', title: 'ValidationIssue' })
+
+export const ProblemSchema = StrictObject({
+  type: Type.String({ maxLength: 200, description: 'A URI reference identifying the problem type', examples: ['urn:catalog-api:problem:validation-error'] }),
+  title: Type.String({ maxLength: 200, description: 'A short, human-readable summary of the problem type' }),
+  status: Type.Integer({ minimum: 100, maximum: 599 }),
+  detail: Type.String({ maxLength: 2000, description: 'A human-readable explanation specific to this occurrence' }),
+  instance: Type.String({ maxLength: 2000, description: 'The request path this problem occurred on' }),
+  errors: Type.Optional(Type.Array(Ref(ValidationIssueSchema), { maxItems: 1000, description: 'Every failing field, for validation problems' }))
+}, {
+  $id: 'Problem',
+  title: 'Problem',
+  description: 'An RFC 9457 problem details object, served as `application/problem+json`.',
+  examples: [{
+    type: 'urn:catalog-api:problem:validation-error',
+    title: 'Bad Request',
+    status: 400,
+    detail: 'The request body is invalid',
+    instance: '/api/v1/users',
+    errors: [{ in: 'body', path: '/email', message: 'must match format "email"' }]
+  }]
+})
+
+export type Problem = Static<typeof ProblemSchema>
+export type ValidationIssue = Static<typeof ValidationIssueSchema>
+
+/** A page of a collection: `Page(ItemSchema)` is the `ItemPage` component. */
+export const Page = <T extends TObject>(item: T) =>
+  StrictObject({
+    data: Type.Array(Ref(item), { maxItems: 100 }),
+    nextCursor: Nullable(Type.String({ maxLength: 2000, description: 'Pass as `cursor`, with the same filters and sort, for the next page; null on the last page' }))
+  }, { $id: `${item.$id ?? ''}Page`, title: `${item.$id ?? ''}Page` })
+
+export const PaginationQuery = {
+  limit: Type.Integer({ minimum: 1, maximum: 100, default: 20, description: 'Page size' }),
+  cursor: Type.Optional(Type.String({ minLength: 1, maxLength: 2000, description: 'The `nextCursor` of the previous page' }))
+}
+
+/** Shared components every app registers. */
+export const commonComponents = [ValidationIssueSchema, ProblemSchema]
+
+const STATUS_DESCRIPTIONS: Record<number, string> = {
+  400: 'The request is invalid: every failing field is listed in `errors`',
+  401: 'The access token is missing, invalid or expired',
+  403: 'The access token lacks a required scope, or the resource belongs to someone else',
+  404: 'No such resource',
+  405: 'The method is not allowed on this path',
+  409: 'The request conflicts with the current state',
+  412: 'The `If-Match` precondition failed',
+  413: 'The request body is too large',
+  415: 'The request body media type is not supported by this operation',
+  422: 'The request cannot be processed',
+  429: 'Too many requests: retry after `Retry-After` seconds',
+  500: 'An unexpected error occurred',
+  503: 'The service is unavailable (shutting down, overloaded or its database is unreachable)'
+}
+
+/** A response documented as a `Problem`, served as `application/problem+json`. */
+export const problemResponse = (status: number, description = STATUS_DESCRIPTIONS[status] ?? 'Error') => ({
+  description,
+  content: { 'application/problem+json': { schema: Ref(ProblemSchema) } }
+})
+
+/** The documented error responses of an operation, e.g. `...problems(401, 403, 404)`. */
+export const problems = (...statuses: number[]) =>
+  Object.fromEntries(statuses.map((status) => [status, problemResponse(status)])) as Record<number, ReturnType<typeof problemResponse>>
+
+export const OAUTH2_SCHEME = 'OAuth2PasswordBearer'
+export const SCOPES = {
+  profile: 'Read and change your own account',
+  'items:write': 'Create, change and delete your items, run imports and read their jobs',
+  admin: 'User administration; any user\'s items'
+} as const
+export type Scope = keyof typeof SCOPES
+
+/**
+ * The `security` of an operation: each argument is one way to be allowed, listing the scopes it needs.
+ * `requires(['items:write'], ['admin'])` means "items:write, or admin". No argument means public.
+ */
+export const requires = (...alternatives: Scope[][]) => alternatives.map((scopes) => ({ [OAUTH2_SCHEME]: scopes }))

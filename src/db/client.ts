@@ -1,0 +1,152 @@
+import { mkdir } from 'node:fs/promises'
+import { join, resolve } from 'node:path'
+import { setTimeout as sleep } from 'node:timers/promises'
+import { PGlite } from '@electric-sql/pglite'
+import { sql, type SQL } from 'drizzle-orm'
+import type { PgDatabase, PgQueryResultHKT } from 'drizzle-orm/pg-core'
+import { drizzle as drizzlePg } from 'drizzle-orm/node-postgres'
+import { migrate as migratePg } from 'drizzle-orm/node-postgres/migrator'
+import { drizzle as drizzlePglite } from 'drizzle-orm/pglite'
+import { migrate as migratePglite } from 'drizzle-orm/pglite/migrator'
+import type { FastifyBaseLogger } from 'fastify'
+import pg from 'pg'
+import lockfile from 'proper-lockfile'
+import type { Config } from '../config.js'
+import { migrationsFolder } from '../paths.js'
+import * as schema from './schema.js'
+
+export type Db = PgDatabase<PgQueryResultHKT, typeof schema>
+/** A database handle or an open transaction: repositories accept either. */
+export type Executor = Pick<Db, 'select' | 'insert' | 'update' | 'delete' | 'execute' | 'transaction'>
+
+export interface PoolStats { total: number, idle: number, waiting: number, max: number }
+
+export interface Database {
+  db: Db
+  driver: 'postgres' | 'pglite'
+  /** Resolves when the database answers and every migration is applied. */
+  ready (): Promise<boolean>
+  poolStats (): PoolStats
+  close (): Promise<void>
+}
+
+export interface DatabaseOptions {
+  /** An already open PGlite (tests pass a copy of a migrated snapshot). */
+  pglite?: PGlite
+  /** How long to keep retrying the first Postgres connection. */
+  connectTimeoutMs?: number
+}
+
+const casing = 'snake_case'
+/** Any fixed number: the advisory lock every instance takes around migrations. */
+const MIGRATION_LOCK = 727_001
+
+async function expectedMigrations (): Promise<number> {
+  const { readMigrationFiles } = await import('drizzle-orm/migrator')
+  return readMigrationFiles({ migrationsFolder }).length
+}
+
+/** Rows of a raw `execute()`: both drivers return `{ rows }`; `pg` gives bigint and numeric as strings. */
+export async function rows<T> (executor: Executor, query: SQL): Promise<T[]> {
+  const result = await executor.execute(query) as unknown as { rows: T[] }
+  return result.rows
+}
+
+async function migrationsApplied (db: Db, expected: number): Promise<boolean> {
+  const [row] = await rows<{ count: number | string }>(db, sql`select count(*) as count from drizzle.__drizzle_migrations`)
+  return Number(row?.count) >= expected
+}
+
+export async function openDatabase (config: Config, log: FastifyBaseLogger, options: DatabaseOptions = {}): Promise<Database> {
+  const expected = await expectedMigrations()
+  return config.DATABASE_URL === undefined
+    ? await openPglite(config, log, expected, options.pglite)
+    : await openPostgres(config, log, expected, options.connectTimeoutMs ?? 30_000)
+}
+
+async function openPostgres (config: Config, log: FastifyBaseLogger, expected: number, connectTimeoutMs: number): Promise<Database> {
+  const pool = new pg.Pool({
+    connectionString: config.DATABASE_URL,
+    max: config.DB_POOL_MAX,
+    statement_timeout: config.DB_STATEMENT_TIMEOUT,
+    connectionTimeoutMillis: 5_000,
+    idleTimeoutMillis: 30_000
+  })
+  // An idle client losing its connection must not crash the process; the pool replaces it.
+  pool.on('error', (error) => log.warn({ err: error }, 'idle Postgres client failed'))
+
+  const client = await connectWithRetry(pool, log, connectTimeoutMs)
+  try {
+    await client.query('select pg_advisory_lock($1)', [MIGRATION_LOCK])
+    try {
+      await migratePg(drizzlePg(client, { casing }), { migrationsFolder })
+    } finally {
+      await client.query('select pg_advisory_unlock($1)', [MIGRATION_LOCK])
+    }
+  } finally {
+    client.release()
+  }
+
+  const db: Db = drizzlePg(pool, { schema, casing })
+  return {
+    db,
+    driver: 'postgres',
+    ready: () => migrationsApplied(db, expected),
+    poolStats: () => ({ total: pool.totalCount, idle: pool.idleCount, waiting: pool.waitingCount, max: config.DB_POOL_MAX }),
+    close: () => pool.end()
+  }
+}
+
+async function connectWithRetry (pool: pg.Pool, log: FastifyBaseLogger, timeoutMs: number): Promise<pg.PoolClient> {
+  const deadline = Date.now() + timeoutMs
+  for (let attempt = 1; ; attempt++) {
+    try {
+      return await pool.connect()
+    } catch (error) {
+      if (Date.now() >= deadline) {
+        await pool.end()
+        throw new Error(`could not connect to Postgres within ${timeoutMs / 1000}s: ${(error as Error).message}`)
+      }
+      log.warn({ attempt, reason: (error as Error).message }, 'Postgres not reachable yet, retrying')
+      await sleep(Math.min(250 * 2 ** attempt, 2_000))
+    }
+  }
+}
+
+async function openPglite (config: Config, log: FastifyBaseLogger, expected: number, given?: PGlite): Promise<Database> {
+  let client = given
+  let unlock: (() => Promise<void>) | undefined
+  if (client === undefined) {
+    const dataDir = resolve(config.DATA_DIR, 'pglite')
+    await mkdir(dataDir, { recursive: true })
+    try {
+      unlock = await lockfile.lock(dataDir, { lockfilePath: join(config.DATA_DIR, 'pglite.lock'), stale: 15_000, update: 5_000 })
+    } catch (error) {
+      if ((error as { code?: string }).code === 'ELOCKED') {
+        throw new Error(`the embedded database in ${dataDir} is in use by another process; PGlite serves one process only (set DATABASE_URL to run several instances)`)
+      }
+      throw error
+    }
+    client = await PGlite.create({ dataDir })
+  }
+  const db: Db = drizzlePglite({ client, schema, casing })
+  try {
+    await migratePglite(drizzlePglite({ client, casing }), { migrationsFolder })
+  } catch (error) {
+    await client.close()
+    await unlock?.()
+    throw error
+  }
+  log.debug({ dataDir: client.dataDir }, 'embedded PGlite database open')
+  const pglite = client
+  return {
+    db,
+    driver: 'pglite',
+    ready: () => migrationsApplied(db, expected),
+    poolStats: () => ({ total: 1, idle: 1, waiting: 0, max: 1 }),
+    close: async () => {
+      await pglite.close()
+      await unlock?.()
+    }
+  }
+}

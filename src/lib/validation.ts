@@ -1,0 +1,26 @@
+import { AjvCompiler } from '@fastify/ajv-compiler'
+import type { FastifySchemaCompiler, FastifyServerOptions, FastifySchema } from 'fastify'
+
+const shared = { allErrors: true, removeAdditional: false, useDefaults: true } as const
+/** JSON bodies keep their types: `"name": 123` is an error, never "123". */
+const bodyOptions = { ...shared, coerceTypes: false } as const
+/** Query strings, path parameters and headers are text: coerce them (`limit=20`, a repeated `tag`). */
+const textOptions = { ...shared, coerceTypes: 'array' } as const
+
+type SchemaController = NonNullable<FastifyServerOptions['schemaController']>
+type ExternalSchemas = Parameters<ReturnType<typeof AjvCompiler>>[0]
+
+/**
+ * Validation settings per request part. Every string and array in our schemas is bounded,
+ * which is what makes reporting every error (`allErrors`) safe.
+ */
+export function schemaController (): SchemaController {
+  const factory = AjvCompiler()
+  const buildValidator = (externalSchemas: ExternalSchemas): FastifySchemaCompiler<FastifySchema> => {
+    // At run time Fastify calls the compiled factory with the route definition, not with `(schema, meta)` as typed.
+    const body = factory(externalSchemas, { customOptions: bodyOptions }) as unknown as FastifySchemaCompiler<FastifySchema>
+    const text = factory(externalSchemas, { customOptions: textOptions }) as unknown as FastifySchemaCompiler<FastifySchema>
+    return (route) => route.httpPart === 'body' ? body(route) : text(route)
+  }
+  return { compilersFactory: { buildValidator: buildValidator as unknown as NonNullable<SchemaController['compilersFactory']>['buildValidator'] } }
+}

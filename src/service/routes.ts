@@ -1,0 +1,41 @@
+import type { FastifyPluginAsyncTypebox } from '@fastify/type-provider-typebox'
+import { getIndex, getLiveness, getReadiness, serviceComponents } from '../../schemas/service.js'
+import { serviceUnavailable } from '../lib/problem.js'
+import { packageInfo } from '../paths.js'
+
+const unlimited = { rateLimit: false }
+
+const service: FastifyPluginAsyncTypebox = async (app) => {
+  for (const schema of serviceComponents) app.addSchema(schema)
+  let closing = false
+  app.addHook('preClose', async () => { closing = true })
+
+  app.get('/', { schema: getIndex }, async () => ({
+    name: packageInfo.name,
+    version: packageInfo.version,
+    links: {
+      docs: '/docs',
+      openapi: '/openapi.json',
+      openapiYaml: '/openapi.yaml',
+      health: '/health/ready',
+      metrics: '/metrics',
+      token: '/api/v1/auth/token',
+      users: '/api/v1/users',
+      me: '/api/v1/users/me'
+    }
+  }))
+
+  app.get('/health/live', { schema: getLiveness, config: unlimited }, async () => ({ status: 'ok' as const }))
+
+  app.get('/health/ready', { schema: getReadiness, config: unlimited }, async (request) => {
+    if (closing) throw serviceUnavailable('The server is shutting down', 5)
+    const ready = await app.database.ready().catch((error: unknown) => {
+      request.log.warn({ err: error }, 'readiness check failed')
+      return false
+    })
+    if (!ready) throw serviceUnavailable('The database is not reachable or not migrated', 5)
+    return { status: 'ok' as const }
+  })
+}
+
+export default service

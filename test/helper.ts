@@ -41,3 +41,17 @@ export async function build (t: Test, env: Record<string, string> = {}, options:
   await app.ready()
   return app
 }
+
+/**
+ * Like `build`, with extra routes or hooks registered before the app is ready:
+ * for exercising framework behaviour (validation, errors) through a route of the test's own.
+ */
+export async function buildWith (t: Test, register: (app: FastifyInstance) => void | Promise<void>, env: Record<string, string> = {}): Promise<FastifyInstance> {
+  const { databaseUrl, pglite } = await freshDatabase(t)
+  const config = testConfig({ ...env, ...(databaseUrl === undefined ? {} : { DATABASE_URL: databaseUrl }) })
+  const app = await buildApp(config, { database: pglite === undefined ? {} : { pglite } })
+  t.teardown(() => app.close())
+  await register(app)
+  await app.ready()
+  return app
+}

@@ -1,5 +1,5 @@
 // Runs once before the test files: migrates a database that every test file then copies.
-import { mkdir, writeFile } from 'node:fs/promises'
+import { mkdir, rename, writeFile } from 'node:fs/promises'
 import { dirname } from 'node:path'
 import { PGlite } from '@electric-sql/pglite'
 import { drizzle as drizzlePg } from 'drizzle-orm/node-postgres'
@@ -16,7 +16,10 @@ if (url === undefined || url === '') {
   const dump = await client.dumpDataDir('gzip')
   await client.close()
   await mkdir(dirname(PGLITE_SNAPSHOT), { recursive: true })
-  await writeFile(PGLITE_SNAPSHOT, Buffer.from(await dump.arrayBuffer()))
+  // Written aside and renamed, so a concurrent run never reads half a snapshot.
+  const partial = `${PGLITE_SNAPSHOT}.${process.pid}`
+  await writeFile(partial, Buffer.from(await dump.arrayBuffer()))
+  await rename(partial, PGLITE_SNAPSHOT)
 } else {
   const target = postgresTarget(url)
   await withClient(target.maintenance, async (client) => {

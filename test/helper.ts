@@ -32,24 +32,19 @@ export async function freshDatabase (t: Test): Promise<{ databaseUrl?: string, p
   return { databaseUrl: target.at(name) }
 }
 
-/** Builds the app on a fresh database; it is closed when the test ends. */
-export async function build (t: Test, env: Record<string, string> = {}, options: AppOptions = {}): Promise<FastifyInstance> {
+/**
+ * Builds the app on a fresh database; it is closed when the test ends. `register` adds routes or hooks
+ * of the test's own before the app is ready (to exercise framework behaviour such as validation).
+ */
+export async function build (
+  t: Test,
+  env: Record<string, string> = {},
+  options: AppOptions = {},
+  register: (app: FastifyInstance) => void | Promise<void> = () => undefined
+): Promise<FastifyInstance> {
   const { databaseUrl, pglite } = await freshDatabase(t)
   const config = testConfig({ ...env, ...(databaseUrl === undefined ? {} : { DATABASE_URL: databaseUrl }) })
   const app = await buildApp(config, { ...options, database: { ...options.database, ...(pglite === undefined ? {} : { pglite }) } })
-  t.teardown(() => app.close())
-  await app.ready()
-  return app
-}
-
-/**
- * Like `build`, with extra routes or hooks registered before the app is ready:
- * for exercising framework behaviour (validation, errors) through a route of the test's own.
- */
-export async function buildWith (t: Test, register: (app: FastifyInstance) => void | Promise<void>, env: Record<string, string> = {}): Promise<FastifyInstance> {
-  const { databaseUrl, pglite } = await freshDatabase(t)
-  const config = testConfig({ ...env, ...(databaseUrl === undefined ? {} : { DATABASE_URL: databaseUrl }) })
-  const app = await buildApp(config, { database: pglite === undefined ? {} : { pglite } })
   t.teardown(() => app.close())
   await register(app)
   await app.ready()

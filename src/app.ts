@@ -1,20 +1,25 @@
-import Fastify, { type FastifyInstance, type FastifyServerOptions } from 'fastify'
+import Fastify, { type FastifyInstance } from 'fastify'
 import type { TypeBoxTypeProvider } from '@fastify/type-provider-typebox'
 import type { Config } from './config.js'
 import type { DatabaseOptions } from './db/client.js'
-import { loggerOptions } from './lib/logger.js'
+import { strictJsonParser } from './lib/json-body.js'
+import { loggerOptions, type LogStream } from './lib/logger.js'
 import { HttpProblem } from './lib/problem.js'
 import { schemaController } from './lib/validation.js'
 import db from './plugins/db.js'
 import docs from './plugins/docs.js'
-import errors, { sendProblem } from './plugins/errors.js'
+import errors, { clientErrorHandler, sendProblem } from './plugins/errors.js'
+import loadShedding, { type LoadSheddingOptions } from './plugins/load-shedding.js'
+import metrics, { metricsRoute } from './plugins/metrics.js'
 import security, { requestId } from './plugins/security.js'
 import service from './service/routes.js'
 
 export interface AppOptions {
   database?: DatabaseOptions
-  /** Replaces the configured pino logger (tests pass a stream to read the logs). */
-  logger?: FastifyServerOptions['logger']
+  /** Where log lines go instead of stdout (tests read them); level, redaction and serializers stay. */
+  logStream?: LogStream
+  /** Overrides the load-shedding thresholds (tests force pressure with them). */
+  loadShedding?: LoadSheddingOptions
 }
 
 /** JSON bodies are limited to 1 MiB; uploads have their own limit. */
@@ -22,7 +27,7 @@ export const BODY_LIMIT = 1_048_576
 
 export async function buildApp (config: Config, options: AppOptions = {}): Promise<FastifyInstance> {
   const app = Fastify({
-    logger: options.logger ?? loggerOptions(config),
+    logger: loggerOptions(config, options.logStream),
     genReqId: requestId,
     trustProxy: config.TRUST_PROXY.length > 0 ? config.TRUST_PROXY : false,
     bodyLimit: BODY_LIMIT,
@@ -34,16 +39,22 @@ export async function buildApp (config: Config, options: AppOptions = {}): Promi
     routerOptions: { maxParamLength: 200, ignoreTrailingSlash: false },
     frameworkErrors: (error, request, reply) => {
       sendProblem(request, reply, new HttpProblem(400, `The request could not be routed: ${error.message}`))
-    }
+    },
+    clientErrorHandler
   }).withTypeProvider<TypeBoxTypeProvider>()
 
   // Only media types some route documents are parsed; anything else is 415.
   app.removeContentTypeParser('text/plain')
+  app.removeContentTypeParser('application/json')
+  app.addContentTypeParser('application/json', { parseAs: 'buffer' }, strictJsonParser(app))
 
   await app.register(security, { config })
   await app.register(db, { config, options: options.database })
   await app.register(errors)
+  await app.register(loadShedding, { options: options.loadShedding })
+  await app.register(metrics)
   await app.register(docs)
+  await app.register(metricsRoute)
   await app.register(service)
   return app
 }

@@ -1,4 +1,7 @@
-import type { FastifyError, FastifyInstance, FastifyReply, FastifyRequest } from 'fastify'
+import { randomUUID } from 'node:crypto'
+import { STATUS_CODES } from 'node:http'
+import type { Socket } from 'node:net'
+import type { ConnectionError, FastifyError, FastifyInstance, FastifyReply, FastifyRequest } from 'fastify'
 import fp from 'fastify-plugin'
 import FindMyWay, { type HTTPMethod } from 'find-my-way'
 import type { ValidationIssue } from '../../schemas/common.js'
@@ -27,14 +30,21 @@ export function validationIssues (part: ValidationIssue['in'], errors: AjvIssue[
   })
 }
 
-/** Postgres rejects NUL in text, and no field of ours may carry one: report each like a validation error. */
-function findNul (value: unknown, path = '', found: string[] = []): string[] {
-  if (typeof value === 'string') {
-    if (value.includes('\u0000')) found.push(path)
-  } else if (Array.isArray(value)) {
-    value.forEach((entry, index) => findNul(entry, `${path}/${index}`, found))
-  } else if (value !== null && typeof value === 'object') {
-    for (const [key, entry] of Object.entries(value)) findNul(entry, path + pointer(key), found)
+/**
+ * Postgres rejects NUL in text, and no field of ours may carry one: report each like a validation error.
+ * Iterative, so a deeply nested body cannot overflow the stack.
+ */
+function findNul (root: unknown): string[] {
+  const found: string[] = []
+  const pending: Array<[unknown, string]> = [[root, '']]
+  for (let next = pending.pop(); next !== undefined; next = pending.pop()) {
+    const [value, path] = next
+    if (typeof value === 'string') {
+      if (value.includes('\u0000')) found.push(path)
+    } else if (value !== null && typeof value === 'object') {
+      // Arrays too: their keys are the indexes. Pushed in reverse, so paths come out in document order.
+      for (const [key, child] of Object.entries(value).reverse()) pending.push([child, path + pointer(key)])
+    }
   }
   return found
 }
@@ -63,13 +73,48 @@ function toProblem (error: FastifyError): HttpProblem | undefined {
   return undefined
 }
 
+/** Sends a problem. Sets the headers hooks would (frameworkErrors and the 404 paths may run none). */
 export function sendProblem (request: FastifyRequest, reply: FastifyReply, problem: HttpProblem): FastifyReply {
   return reply
     .code(problem.statusCode)
     .headers(problem.headers)
+    .header('x-request-id', request.id)
+    .header('x-content-type-options', 'nosniff')
     .type('application/problem+json')
     .serializer(JSON.stringify)
     .send(problem.toProblem(request.url.split('?')[0] ?? '/'))
+}
+
+const CLIENT_ERRORS: Record<string, [number, string]> = {
+  HPE_HEADER_OVERFLOW: [431, 'The request headers are too large'],
+  ERR_HTTP_REQUEST_TIMEOUT: [408, 'The request was not received in time']
+}
+
+/**
+ * Answers what Node's HTTP parser rejects before there is a request (a garbage request line,
+ * oversized headers, a timeout): a problem written straight to the socket, which is then closed.
+ * Fastify calls it with the instance as `this` (its `clientErrorHandler` option).
+ */
+export function clientErrorHandler (this: FastifyInstance, error: ConnectionError, socket: Socket): void {
+  if (error.code === 'ECONNRESET' || socket.destroyed) return
+  const [status, detail] = CLIENT_ERRORS[error.code] ?? [400, 'The request is not valid HTTP']
+  const id = randomUUID()
+  this.log.debug({ err: error, reqId: id }, 'client error')
+  if (!socket.writable) {
+    socket.destroy()
+    return
+  }
+  const body = JSON.stringify(new HttpProblem(status, detail).toProblem('/'))
+  socket.end([
+    `HTTP/1.1 ${status} ${STATUS_CODES[status] ?? 'Error'}`,
+    'Content-Type: application/problem+json',
+    `Content-Length: ${Buffer.byteLength(body)}`,
+    `X-Request-Id: ${id}`,
+    'X-Content-Type-Options: nosniff',
+    'Connection: close',
+    '',
+    body
+  ].join('\r\n'), () => socket.destroy())
 }
 
 /**

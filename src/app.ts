@@ -6,13 +6,17 @@ import { strictJsonParser } from './lib/json-body.js'
 import { loggerOptions, type LogStream } from './lib/logger.js'
 import { HttpProblem } from './lib/problem.js'
 import { schemaController } from './lib/validation.js'
+import authRoutes from './auth/routes.js'
+import auth from './plugins/auth.js'
 import db from './plugins/db.js'
 import docs from './plugins/docs.js'
 import errors, { clientErrorHandler, sendProblem } from './plugins/errors.js'
 import loadShedding, { type LoadSheddingOptions } from './plugins/load-shedding.js'
 import metrics, { metricsRoute } from './plugins/metrics.js'
+import rateLimit from './plugins/rate-limit.js'
 import security, { requestId } from './plugins/security.js'
 import service from './service/routes.js'
+import users from './users/routes.js'
 
 export interface AppOptions {
   database?: DatabaseOptions
@@ -53,8 +57,12 @@ export async function buildApp (config: Config, options: AppOptions = {}): Promi
   await app.register(errors)
   await app.register(loadShedding, { options: options.loadShedding })
   await app.register(metrics)
+  await app.register(auth, { config })
+  await app.register(rateLimit, { config })
   await app.register(docs)
   await app.register(metricsRoute)
   await app.register(service)
+  await app.register(authRoutes, { config })
+  await app.register(users, { config })
   return app
 }

@@ -1,0 +1,175 @@
+import { createHash, createHmac, timingSafeEqual } from 'node:crypto'
+import { and, asc, desc, eq, gt, lt, or, type SQL } from 'drizzle-orm'
+import type { AnyPgColumn } from 'drizzle-orm/pg-core'
+import { badRequest } from './problem.js'
+
+/** What a sort key may hold. Sort keys are non-null columns, so a row always has a value for each. */
+export type CursorValue = string | number | boolean | Date
+
+/** One key of a keyset: the row field it reads, the column it orders by, and the direction. */
+export interface SortKey {
+  field: string
+  column: AnyPgColumn
+  descending: boolean
+}
+
+export interface SortableColumn {
+  field: string
+  column: AnyPgColumn
+}
+
+export interface KeysetPage<Row> {
+  data: Row[]
+  nextCursor: string | null
+}
+
+export interface PageRequest {
+  limit: number
+  cursor?: string | undefined
+  /** Everything that selects and orders the rows (resource, filters, sort); a cursor only continues the same listing. */
+  binding: unknown
+}
+
+/** The pieces of one page's query: rows after the cursor, in keyset order, one more than the page size. */
+export interface PageQuery {
+  after: SQL | undefined
+  orderBy: SQL[]
+  limit: number
+}
+
+const invalidCursor = (detail: string) =>
+  badRequest(detail, { code: 'invalid-cursor', errors: [{ in: 'query', path: '/cursor', message: detail }] })
+
+/**
+ * Parses a sort list such as `name,-price` into keys, with `tieBreaker` (the id) appended so the order is total.
+ * The tie-breaker follows the direction of the last key.
+ */
+export function parseSort (spec: string, columns: Record<string, AnyPgColumn>, tieBreaker: SortableColumn): SortKey[] {
+  const keys: SortKey[] = []
+  for (const entry of spec.split(',')) {
+    const descending = entry.startsWith('-')
+    const field = descending ? entry.slice(1) : entry
+    const column = Object.hasOwn(columns, field) ? columns[field] : undefined
+    const issue = column === undefined
+      ? `has an unknown field "${field}"`
+      : keys.some((key) => key.field === field) ? `names "${field}" twice` : undefined
+    if (column === undefined || issue !== undefined) {
+      throw badRequest('The query string is invalid', { code: 'validation-error', errors: [{ in: 'query', path: '/sort', message: issue ?? 'is invalid' }] })
+    }
+    keys.push({ field, column, descending })
+  }
+  return [...keys, { ...tieBreaker, descending: keys.at(-1)?.descending ?? false }]
+}
+
+/** Canonical JSON: object keys sorted and undefined members dropped, so equal bindings hash equally. */
+function canonical (value: unknown): string {
+  if (Array.isArray(value)) return `[${value.map(canonical).join(',')}]`
+  if (value instanceof Date) return JSON.stringify(value.toISOString())
+  if (value !== null && typeof value === 'object') {
+    const entries = Object.entries(value)
+      .filter(([, entry]) => entry !== undefined)
+      .sort(([a], [b]) => (a < b ? -1 : a > b ? 1 : 0))
+    return `{${entries.map(([key, entry]) => `${JSON.stringify(key)}:${canonical(entry)}`).join(',')}}`
+  }
+  return JSON.stringify(value) ?? 'null'
+}
+
+const bindingHash = (binding: unknown) => createHash('sha256').update(canonical(binding)).digest('base64url').slice(0, 22)
+
+type EncodedValue = string | number | boolean | { d: string }
+
+const encodeValue = (value: CursorValue): EncodedValue => value instanceof Date ? { d: value.toISOString() } : value
+
+function decodeValue (value: unknown): CursorValue | undefined {
+  if (typeof value === 'string' || typeof value === 'boolean' || (typeof value === 'number' && Number.isFinite(value))) return value
+  if (value !== null && typeof value === 'object' && typeof (value as { d?: unknown }).d === 'string') {
+    const date = new Date((value as { d: string }).d)
+    return Number.isNaN(date.getTime()) ? undefined : date
+  }
+  return undefined
+}
+
+/**
+ * Opaque, signed keyset cursors: base64url JSON of the last row's sort key values and a hash of the
+ * listing they belong to, followed by an HMAC of it. A modified, foreign or mismatched cursor is a 400.
+ */
+export class CursorCodec {
+  readonly #key: Buffer
+
+  constructor (key: Buffer) {
+    this.#key = key
+  }
+
+  #sign (payload: string): Buffer {
+    return createHmac('sha256', this.#key).update(payload).digest()
+  }
+
+  encode (values: CursorValue[], binding: unknown): string {
+    const payload = Buffer.from(JSON.stringify({ b: bindingHash(binding), k: values.map(encodeValue) })).toString('base64url')
+    return `${payload}.${this.#sign(payload).toString('base64url')}`
+  }
+
+  decode (cursor: string, binding: unknown, length: number): CursorValue[] {
+    const [payload = '', signature = '', ...rest] = cursor.split('.')
+    const given = Buffer.from(signature, 'base64url')
+    const expected = this.#sign(payload)
+    if (rest.length > 0 || given.length !== expected.length || !timingSafeEqual(given, expected)) {
+      throw invalidCursor('is not a cursor this server issued')
+    }
+    // Signed by us, so well-formed; checked anyway so that a change of format can never become a 500.
+    let parsed: { b?: unknown, k?: unknown }
+    try {
+      parsed = JSON.parse(Buffer.from(payload, 'base64url').toString('utf8')) as { b?: unknown, k?: unknown }
+    } catch {
+      throw invalidCursor('is not a cursor this server issued')
+    }
+    if (parsed.b !== bindingHash(binding)) throw invalidCursor('belongs to other filters or another sort order: send the same ones as for the previous page')
+    const values = Array.isArray(parsed.k) ? parsed.k.map(decodeValue) : []
+    if (values.length !== length || values.some((value) => value === undefined)) throw invalidCursor('does not fit this listing')
+    return values as CursorValue[]
+  }
+}
+
+/** Rows strictly after `values` in the order of `keys`: (k1 > v1) or (k1 = v1 and k2 > v2) or … */
+function after (keys: SortKey[], values: CursorValue[]): SQL | undefined {
+  return or(...keys.map((key, index) => and(
+    ...keys.slice(0, index).map((previous, j) => eq(previous.column, values[j])),
+    key.descending ? lt(key.column, values[index]) : gt(key.column, values[index])
+  )))
+}
+
+/**
+ * One page of a keyset-paginated listing. `fetch` runs the query with the given condition, order and
+ * limit (one more than the page size, to know whether there is a next page).
+ */
+export async function paginate<Row extends Record<string, unknown>> (
+  codec: CursorCodec,
+  keys: SortKey[],
+  request: PageRequest,
+  fetch: (query: PageQuery) => Promise<Row[]>
+): Promise<KeysetPage<Row>> {
+  const values = request.cursor === undefined ? undefined : codec.decode(request.cursor, request.binding, keys.length)
+  const rows = await fetch({
+    after: values === undefined ? undefined : after(keys, values),
+    orderBy: keys.map((key) => key.descending ? desc(key.column) : asc(key.column)),
+    limit: request.limit + 1
+  })
+  if (rows.length <= request.limit) return { data: rows, nextCursor: null }
+  const data = rows.slice(0, request.limit)
+  const last: Record<string, unknown> = data[data.length - 1] ?? {}
+  const lastValues = keys.map((key) => {
+    const value = last[key.field]
+    if (typeof value !== 'string' && typeof value !== 'number' && typeof value !== 'boolean' && !(value instanceof Date)) {
+      throw new Error(`sort key ${key.field} is missing from the rows or not a sortable value`)
+    }
+    return value
+  })
+  return { data, nextCursor: codec.encode(lastValues, request.binding) }
+}
+
+/** An RFC 8288 `Link` header value pointing at the next page: the same request with `cursor` replaced. */
+export function nextLink (url: string, cursor: string): string {
+  const next = new URL(url, 'http://localhost')
+  next.searchParams.set('cursor', cursor)
+  return `<${next.pathname}${next.search}>; rel="next"`
+}

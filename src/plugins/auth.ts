@@ -1,0 +1,166 @@
+import { hkdfSync, randomBytes, randomUUID } from 'node:crypto'
+import { mkdir, readFile, writeFile } from 'node:fs/promises'
+import { join } from 'node:path'
+import jwt from '@fastify/jwt'
+import type { FastifyBaseLogger, FastifyInstance, FastifyReply, FastifyRequest, onRequestAsyncHookHandler } from 'fastify'
+import fp from 'fastify-plugin'
+import { OAUTH2_SCHEME, type Scope } from '../../schemas/common.js'
+import { findLiveSession } from '../auth/repository.js'
+import { formatScopes, readScopes } from '../auth/scopes.js'
+import type { Config } from '../config.js'
+import { forbidden, unauthorized } from '../lib/problem.js'
+
+/** Who a request acts for: set from a valid bearer token, null without one. */
+export interface Principal {
+  id: string
+  sessionId: string
+  scopes: Scope[]
+  isSuperuser: boolean
+}
+
+/** What our access tokens carry besides the registered claims (`iat`, `exp`, `iss`, `aud`, `jti`). */
+export interface AccessTokenClaims {
+  sub: string
+  sid: string
+  scope: string
+}
+
+declare module '@fastify/jwt' {
+  interface FastifyJWT {
+    payload: AccessTokenClaims
+    // `request.user` is set by our onRequest hook (never by `request.jwtVerify`, which we do not use).
+    user: Principal | null
+  }
+}
+
+declare module 'fastify' {
+  interface FastifyInstance {
+    /** Verifies an access token and loads who it acts for; throws a 401 problem when it is not valid now. */
+    authenticate (token: string): Promise<Principal>
+    /** Signs an access token of a login. */
+    issueAccessToken (claims: AccessTokenClaims): string
+    /** A 32-byte key for `purpose`, derived from the token secret (shared by every instance). */
+    deriveKey (purpose: string): Buffer
+  }
+}
+
+export const REALM = 'catalog-api'
+const UUID = /^[0-9a-f]{8}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{12}$/i
+
+/** The secret from config, else one generated once and kept under DATA_DIR, so restarts keep tokens valid. */
+async function tokenSecret (config: Config, log: FastifyBaseLogger): Promise<string> {
+  if (config.JWT_SECRET !== undefined) return config.JWT_SECRET
+  const path = join(config.DATA_DIR, 'jwt-secret')
+  try {
+    await mkdir(config.DATA_DIR, { recursive: true })
+    // `wx`: of two processes starting at once, the second reads the first one's secret.
+    await writeFile(path, randomBytes(48).toString('base64url'), { mode: 0o600, flag: 'wx' })
+    log.warn({ path }, 'JWT_SECRET is not set: generated a token secret and stored it under DATA_DIR; set JWT_SECRET (shared by every instance) in production')
+  } catch (error) {
+    if ((error as NodeJS.ErrnoException).code !== 'EEXIST') throw error
+    log.warn({ path }, 'JWT_SECRET is not set: using the token secret stored under DATA_DIR')
+  }
+  const secret = (await readFile(path, 'utf8')).trim()
+  if (secret.length < 32) throw new Error(`${path} holds a token secret shorter than 32 characters: delete it or set JWT_SECRET`)
+  return secret
+}
+
+const challenge = (attributes: Record<string, string> = {}) =>
+  [`Bearer realm="${REALM}"`, ...Object.entries(attributes).map(([name, value]) => `${name}="${value}"`)].join(', ')
+
+const invalidToken = (description: string) =>
+  unauthorized(description, { code: 'invalid-token', headers: { 'www-authenticate': challenge({ error: 'invalid_token', error_description: description }) } })
+
+/** The token of an `Authorization: Bearer` header; other schemes (Swagger UI's `Basic Og==`) are not ours to read. */
+function bearerToken (header: string | undefined): string | undefined {
+  const match = /^Bearer(?: +(.*))?$/i.exec(header ?? '')
+  return match === null ? undefined : (match[1] ?? '').trim()
+}
+
+function readClaims (payload: unknown): AccessTokenClaims | undefined {
+  const { sub, sid, scope } = (payload ?? {}) as Partial<Record<keyof AccessTokenClaims, unknown>>
+  if (typeof sub !== 'string' || !UUID.test(sub) || typeof sid !== 'string' || !UUID.test(sid) || typeof scope !== 'string') return undefined
+  return { sub, sid, scope }
+}
+
+/** The scope alternatives a route documents in `schema.security` (from `requires()`); none means public. */
+function requiredScopes (schema: unknown): Scope[][] {
+  const security = (schema as { security?: unknown } | undefined)?.security
+  if (!Array.isArray(security)) return []
+  return security.flatMap((alternative: Record<string, Scope[] | undefined>) => {
+    const scopes = alternative[OAUTH2_SCHEME]
+    return scopes === undefined ? [] : [scopes]
+  })
+}
+
+/** The signed-in principal of a route that requires one (its scopes were checked before the handler). */
+export function currentPrincipal (request: FastifyRequest): Principal {
+  if (request.user === null) throw unauthorized('An access token is required', { headers: { 'www-authenticate': challenge() } })
+  return request.user
+}
+
+/**
+ * Bearer JWT authentication for every route, and scope checks derived from each route's documented
+ * `schema.security`, so the OpenAPI document and the enforcement cannot drift apart.
+ */
+export default fp(async function auth (app: FastifyInstance, { config }: { config: Config }) {
+  const secret = await tokenSecret(config, app.log)
+  await app.register(jwt, {
+    secret,
+    sign: {
+      algorithm: 'HS256',
+      iss: config.JWT_ISSUER,
+      aud: config.JWT_AUDIENCE,
+      // A number is seconds; a unitless string would be read as milliseconds.
+      expiresIn: config.ACCESS_TOKEN_TTL / 1000
+    },
+    verify: {
+      algorithms: ['HS256'],
+      allowedIss: config.JWT_ISSUER,
+      allowedAud: config.JWT_AUDIENCE,
+      clockTolerance: 5_000,
+      requiredClaims: ['sub', 'sid', 'scope', 'exp', 'iat', 'jti']
+    }
+  })
+
+  app.decorate('deriveKey', (purpose: string) => Buffer.from(hkdfSync('sha256', secret, '', `catalog-api/${purpose}`, 32)))
+  app.decorate('issueAccessToken', (claims: AccessTokenClaims) => app.jwt.sign(claims, { jti: randomUUID() }))
+
+  app.decorate('authenticate', async (token: string): Promise<Principal> => {
+    let payload: unknown
+    try {
+      payload = app.jwt.verify(token)
+    } catch (error) {
+      throw invalidToken((error as { code?: string }).code === 'FAST_JWT_EXPIRED' ? 'The access token has expired' : 'The access token is invalid')
+    }
+    const claims = readClaims(payload)
+    if (claims === undefined) throw invalidToken('The access token is invalid')
+    const session = await findLiveSession(app.db, claims.sid, new Date(), claims.sub)
+    if (session === undefined) throw invalidToken('The login of this access token has ended')
+    // A superuser demoted since the token was issued loses `admin` at once.
+    const scopes = readScopes(claims.scope).filter((scope) => scope !== 'admin' || session.isSuperuser)
+    return { id: session.userId, sessionId: session.id, scopes, isSuperuser: session.isSuperuser }
+  })
+
+  app.addHook('onRequest', async (request) => {
+    const token = bearerToken(request.headers.authorization)
+    if (token !== undefined) request.user = await app.authenticate(token)
+  })
+
+  // Route-level onRequest hooks run after the global ones above, and before the body is even read.
+  app.addHook('onRoute', (route) => {
+    const alternatives = requiredScopes(route.schema)
+    if (alternatives.length === 0) return
+    const authorize: onRequestAsyncHookHandler = async (request: FastifyRequest, _reply: FastifyReply) => {
+      const principal = currentPrincipal(request)
+      if (alternatives.some((scopes) => scopes.every((scope) => principal.scopes.includes(scope)))) return
+      const needed = formatScopes(alternatives[0] ?? [])
+      throw forbidden(`This operation needs the scope ${alternatives.map((scopes) => formatScopes(scopes)).join(' or ')}`, {
+        code: 'insufficient-scope',
+        headers: { 'www-authenticate': challenge({ error: 'insufficient_scope', scope: needed }) }
+      })
+    }
+    const existing = route.onRequest
+    route.onRequest = existing === undefined ? [authorize] : [authorize, ...(Array.isArray(existing) ? existing : [existing])]
+  })
+}, { name: 'auth', dependencies: ['db', 'errors'] })

@@ -1,0 +1,93 @@
+import rateLimit from '@fastify/rate-limit'
+import type { FastifyInstance, FastifyReply, FastifyRequest } from 'fastify'
+import fp from 'fastify-plugin'
+import { Redis } from 'ioredis'
+import type { Config } from '../config.js'
+import { HttpProblem } from '../lib/problem.js'
+
+/** One limit: at most `max` requests per `timeWindow` ms for each key; a key of undefined skips the limit. */
+export interface LimitRule {
+  name: string
+  max: number
+  timeWindow: number
+  key: (request: FastifyRequest) => string | undefined
+}
+
+declare module 'fastify' {
+  interface FastifyInstance {
+    /**
+     * A hook enforcing several limits at once (e.g. per client and per IP, or per minute and per hour):
+     * `RateLimit-*` headers describe the tightest one, and any exceeded limit is a 429 problem.
+     */
+    limitRequests (rules: LimitRule[]): (request: FastifyRequest, reply: FastifyReply) => Promise<void>
+  }
+}
+
+/** The client address; requests without one (injected WebSocket upgrades) share a key rather than fail. */
+export const clientIp = (request: FastifyRequest): string => request.ip ?? 'unknown'
+
+export const tooManyRequests = (retryAfterSeconds: number) =>
+  new HttpProblem(429, `Too many requests: retry in ${retryAfterSeconds} seconds`, {
+    code: 'rate-limited',
+    headers: { 'retry-after': String(retryAfterSeconds) }
+  })
+
+/**
+ * @fastify/rate-limit with no limit of its own (`global: false`): routes opt in through `limitRequests`
+ * or `config.rateLimit`. In memory, or shared by every instance through Redis with REDIS_URL; when
+ * Redis is unreachable requests are let through (fail open) rather than refused.
+ */
+export default fp(async function rateLimits (app: FastifyInstance, { config }: { config: Config }) {
+  let redis: Redis | undefined
+  if (config.REDIS_URL !== undefined) {
+    redis = new Redis(config.REDIS_URL, {
+      connectTimeout: 1_000,
+      commandTimeout: 500,
+      maxRetriesPerRequest: 1,
+      // Fail at once while disconnected instead of queueing behind a dead connection.
+      enableOfflineQueue: false
+    })
+    redis.on('error', (error: Error) => app.log.warn({ reason: error.message }, 'rate-limit store (Redis) unavailable: not limiting'))
+    const client = redis
+    app.addHook('onClose', async () => { client.disconnect() })
+  }
+
+  await app.register(rateLimit, {
+    global: false,
+    enableDraftSpec: true,
+    skipOnError: true,
+    nameSpace: 'catalog-api:rate-limit:',
+    ...(redis === undefined ? {} : { redis }),
+    keyGenerator: clientIp,
+    // Must carry statusCode 429, or the plugin's reply becomes a 500; the error handler renders it as a problem.
+    errorResponseBuilder: (_request, context) => tooManyRequests(Math.max(1, Math.ceil(context.ttl / 1000)))
+  })
+
+  app.decorate('limitRequests', (rules: LimitRule[]) => {
+    const limits = rules.map((rule) => ({
+      rule,
+      check: app.createRateLimit({
+        max: rule.max,
+        timeWindow: rule.timeWindow,
+        keyGenerator: (request) => `${rule.name}:${rule.key(request) ?? ''}`
+      })
+    }))
+    return async (request: FastifyRequest, reply: FastifyReply) => {
+      const applying = limits.filter(({ rule }) => rule.key(request) !== undefined)
+      const results = await Promise.all(applying.map(({ check }) => check(request)))
+      let tightest: { max: number, remaining: number, ttlInSeconds: number } | undefined
+      let retryAfter = 0
+      for (const result of results) {
+        if (result.isAllowed) continue
+        if (tightest === undefined || result.remaining < tightest.remaining) tightest = result
+        if (result.isExceeded) retryAfter = Math.max(retryAfter, result.ttlInSeconds, 1)
+      }
+      if (tightest !== undefined) {
+        reply.header('ratelimit-limit', tightest.max)
+        reply.header('ratelimit-remaining', tightest.remaining)
+        reply.header('ratelimit-reset', tightest.ttlInSeconds)
+      }
+      if (retryAfter > 0) throw tooManyRequests(retryAfter)
+    }
+  })
+}, { name: 'rate-limit', dependencies: ['errors'] })

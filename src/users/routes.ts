@@ -1,0 +1,127 @@
+import type { FastifyPluginAsyncTypebox } from '@fastify/type-provider-typebox'
+import {
+  changePassword, createUser, deleteCurrentUser, deleteUser, getCurrentUser, getUser, listUsers,
+  updateCurrentUser, updateUser, usersComponents, type UserAdminUpdate
+} from '../../schemas/users.js'
+import { hashPassword, verifyPassword } from '../auth/passwords.js'
+import { revokeUserSessions } from '../auth/repository.js'
+import type { Config } from '../config.js'
+import type { Executor } from '../db/client.js'
+import { CursorCodec, nextLink } from '../lib/pagination.js'
+import { badRequest, conflict, forbidden, notFound } from '../lib/problem.js'
+import { currentPrincipal } from '../plugins/auth.js'
+import { ensureFirstSuperuser } from './first-superuser.js'
+import * as repository from './repository.js'
+
+const userUrl = (id: string) => `/api/v1/users/${id}`
+
+/**
+ * Changes a user inside a transaction. When the change could leave no active superuser (deleting,
+ * deactivating or demoting one), the active superusers are locked first and the change refused if
+ * the user is the last of them.
+ */
+async function changeUser<T> (
+  db: Executor,
+  id: string,
+  endsSuperuser: boolean,
+  work: (tx: Executor, user: repository.UserRow) => Promise<T>
+): Promise<T> {
+  return await repository.withUniqueEmail(() => db.transaction(async (tx) => {
+    const superusers = endsSuperuser ? await repository.lockActiveSuperusers(tx) : []
+    const user = await repository.findUserById(tx, id)
+    if (user === undefined) throw notFound('No user has this id')
+    if (superusers.length === 1 && superusers[0] === id) {
+      throw conflict('This is the last active superuser: make another user a superuser first', { code: 'last-superuser' })
+    }
+    return await work(tx, user)
+  }))
+}
+
+const endsSuperuser = (changes: UserAdminUpdate) => changes.isActive === false || changes.isSuperuser === false
+
+/** Sign-up, your own account, and user administration. */
+const users: FastifyPluginAsyncTypebox<{ config: Config }> = async (app, { config }) => {
+  for (const schema of usersComponents) app.addSchema(schema)
+  await ensureFirstSuperuser(app.db, config, app.log)
+  const cursors = new CursorCodec(app.deriveKey('cursor'))
+
+  app.post('/api/v1/users', { schema: createUser }, async (request, reply) => {
+    if (!config.ALLOW_SIGNUP && request.user?.scopes.includes('admin') !== true) {
+      throw forbidden('Sign-up is closed: only an administrator may create users', { code: 'signup-closed' })
+    }
+    const { email, password, fullName } = request.body
+    const passwordHash = await hashPassword(password)
+    const row = await repository.withUniqueEmail(() => repository.insertUser(app.db, { email, passwordHash, fullName }))
+    return reply.code(201).header('location', userUrl(row.id)).send(repository.toUser(row))
+  })
+
+  app.get('/api/v1/users/me', { schema: getCurrentUser }, async (request, reply) => {
+    const row = await repository.findUserById(app.db, currentPrincipal(request).id)
+    // The token was checked against an existing user moments ago; it may have been deleted since.
+    if (row === undefined) throw notFound('Your account no longer exists')
+    reply.header('cache-control', 'private, no-store')
+    return repository.toUser(row)
+  })
+
+  app.patch('/api/v1/users/me', { schema: updateCurrentUser }, async (request) => {
+    const { id } = currentPrincipal(request)
+    const row = await repository.withUniqueEmail(() => repository.updateUser(app.db, id, request.body))
+    if (row === undefined) throw notFound('Your account no longer exists')
+    return repository.toUser(row)
+  })
+
+  app.put('/api/v1/users/me/password', { schema: changePassword }, async (request, reply) => {
+    const { id } = currentPrincipal(request)
+    const { currentPassword, newPassword } = request.body
+    if (!await verifyPassword(await repository.findPasswordHash(app.db, id), currentPassword)) {
+      throw badRequest('The current password is incorrect', {
+        code: 'wrong-password',
+        errors: [{ in: 'body', path: '/currentPassword', message: 'is incorrect' }]
+      })
+    }
+    const passwordHash = await hashPassword(newPassword)
+    await app.db.transaction(async (tx) => {
+      await repository.updateUser(tx, id, { passwordHash })
+      await revokeUserSessions(tx, id)
+    })
+    return reply.code(204).send()
+  })
+
+  app.delete('/api/v1/users/me', { schema: deleteCurrentUser }, async (request, reply) => {
+    const { id } = currentPrincipal(request)
+    await changeUser(app.db, id, true, (tx) => repository.deleteUserById(tx, id))
+    return reply.code(204).send()
+  })
+
+  app.get('/api/v1/users', { schema: listUsers }, async (request, reply) => {
+    const { limit, cursor, sort, isActive, isSuperuser, email } = request.query
+    const page = await repository.listUsers(app.db, cursors, { sort, limit, cursor, filters: { isActive, isSuperuser, email } })
+    if (page.nextCursor !== null) reply.header('link', nextLink(request.url, page.nextCursor))
+    return { data: page.data.map(repository.toUser), nextCursor: page.nextCursor }
+  })
+
+  app.get('/api/v1/users/:id', { schema: getUser }, async (request) => {
+    const row = await repository.findUserById(app.db, request.params.id)
+    if (row === undefined) throw notFound('No user has this id')
+    return repository.toUser(row)
+  })
+
+  app.patch('/api/v1/users/:id', { schema: updateUser }, async (request) => {
+    const { id } = request.params
+    const changes = request.body
+    const row = await changeUser(app.db, id, endsSuperuser(changes), async (tx, user) => {
+      const updated = await repository.updateUser(tx, id, changes)
+      if (user.isActive && changes.isActive === false) await revokeUserSessions(tx, id)
+      return updated ?? user
+    })
+    return repository.toUser(row)
+  })
+
+  app.delete('/api/v1/users/:id', { schema: deleteUser }, async (request, reply) => {
+    const { id } = request.params
+    await changeUser(app.db, id, true, (tx) => repository.deleteUserById(tx, id))
+    return reply.code(204).send()
+  })
+}
+
+export default users

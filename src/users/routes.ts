@@ -42,7 +42,8 @@ const endsSuperuser = (changes: UserAdminUpdate) => changes.isActive === false |
 /** Sign-up, your own account, and user administration. */
 const users: FastifyPluginAsyncTypebox<{ config: Config }> = async (app, { config }) => {
   for (const schema of usersComponents) app.addSchema(schema)
-  await ensureFirstSuperuser(app.db, config, app.log)
+  // On ready rather than now, so a refusal fails `ready()`/`listen()` and the caller can still close the app.
+  app.addHook('onReady', () => ensureFirstSuperuser(app.db, config, app.log))
   const cursors = new CursorCodec(app.deriveKey('cursor'))
 
   app.post('/api/v1/users', { schema: createUser }, async (request, reply) => {

@@ -1,11 +1,17 @@
 import { Type, type StaticDecode } from '@sinclair/typebox'
 
 const units = { ms: 1, s: 1000, m: 60_000, h: 3_600_000, d: 86_400_000 } as const
-const durationPattern = '^[0-9]{1,9}(ms|s|m|h|d)$'
+// A whole number above zero, then its unit.
+const durationPattern = '^0*[1-9][0-9]{0,8}(ms|s|m|h|d)$'
 
 /** A duration with a required unit (`900s`, `15m`, `30d`), decoded to milliseconds. */
 const Duration = (fallback: string, description: string) =>
-  Type.Transform(Type.String({ pattern: durationPattern, default: fallback, description: `${description}; a number with a unit: ms, s, m, h or d` }))
+  Type.Transform(Type.String({
+    pattern: durationPattern,
+    default: fallback,
+    description: `${description}; a number with a unit: ms, s, m, h or d`,
+    errorMessage: 'must be a positive whole number with a unit: ms, s, m, h or d (e.g. 900s, 15m, 30d)'
+  }))
     .Decode((value) => {
       const [, amount = '0', unit = 'ms'] = /^([0-9]+)([a-z]+)$/.exec(value) ?? []
       return Number(amount) * units[unit as keyof typeof units]
@@ -25,9 +31,9 @@ export const ConfigSchema = Type.Object({
   NODE_ENV: Type.String({ default: 'development', description: '`production` enables the production safety checks' }),
   PORT: Type.Integer({ minimum: 0, maximum: 65535, default: 3000, description: 'Port to listen on' }),
   HOST: Type.String({ minLength: 1, default: '127.0.0.1', description: 'Address to listen on' }),
-  DATABASE_URL: Type.Optional(Type.String({ pattern: '^postgres(ql)?://', description: 'Postgres URL; unset means embedded PGlite under DATA_DIR' })),
+  DATABASE_URL: Type.Optional(Type.String({ pattern: '^postgres(ql)?://', errorMessage: 'must be a postgres:// or postgresql:// URL', description: 'Postgres URL; unset means embedded PGlite under DATA_DIR' })),
   DATA_DIR: Type.String({ minLength: 1, default: './data', description: 'Embedded database and other local state' }),
-  REDIS_URL: Type.Optional(Type.String({ pattern: '^rediss?://', description: 'Shared rate-limit store for several instances' })),
+  REDIS_URL: Type.Optional(Type.String({ pattern: '^rediss?://', errorMessage: 'must be a redis:// or rediss:// URL', description: 'Shared rate-limit store for several instances' })),
   JWT_SECRET: Type.Optional(Type.String({ minLength: 32, description: 'HMAC secret for access tokens and cursors; every instance shares it' })),
   ACCESS_TOKEN_TTL: Duration('15m', 'Access token lifetime'),
   REFRESH_TOKEN_TTL: Duration('30d', 'Refresh token lifetime'),
@@ -42,7 +48,7 @@ export const ConfigSchema = Type.Object({
   JWT_ISSUER: Type.String({ minLength: 1, maxLength: 200, default: 'catalog-api', description: 'Access token `iss`' }),
   JWT_AUDIENCE: Type.String({ minLength: 1, maxLength: 200, default: 'catalog-api', description: 'Access token `aud`' }),
   ALLOW_SIGNUP: Type.Boolean({ default: true, description: 'Whether anyone may sign up' }),
-  FIRST_SUPERUSER_EMAIL: Type.Optional(Type.String({ pattern: '^[^@\\s]+@[^@\\s]+$', maxLength: 254, description: 'Superuser created at start when none exists' })),
+  FIRST_SUPERUSER_EMAIL: Type.Optional(Type.String({ pattern: '^[^@\\s]+@[^@\\s]+$', maxLength: 254, errorMessage: 'must be an email address', description: 'Superuser created at start when none exists' })),
   FIRST_SUPERUSER_PASSWORD: Type.Optional(Type.String({ minLength: 8, maxLength: 128, description: 'Password of that superuser' })),
   LOG_LEVEL: Type.Union(['fatal', 'error', 'warn', 'info', 'debug', 'trace', 'silent'].map((level) => Type.Literal(level)), { default: 'info', description: 'pino log level' })
 })

@@ -1,6 +1,12 @@
 import closeWithGrace from 'close-with-grace'
+import type { FastifyInstance } from 'fastify'
 import { buildApp } from './app.js'
 import { ConfigError, loadConfig, loadDotEnv, type Config } from './config.js'
+
+/** How long in-flight requests get to finish on SIGTERM/SIGINT before the process exits anyway. */
+const SHUTDOWN_GRACE_MS = 10_000
+/** Slow-loris guard: the headers of a request must arrive within this (below Fastify's requestTimeout). */
+const HEADERS_TIMEOUT_MS = 15_000
 
 function readConfig (): Config {
   try {
@@ -8,27 +14,39 @@ function readConfig (): Config {
     return loadConfig()
   } catch (error) {
     if (!(error instanceof ConfigError)) throw error
+    // One line per bad variable, on stderr: the config is wrong, so no logger is configured yet.
     for (const problem of error.problems) console.error(`config: ${problem}`)
     process.exit(1)
   }
 }
 
 const config = readConfig()
-const app = await buildApp(config)
 
-if (config.NODE_ENV === 'production' && config.DATABASE_URL === undefined) {
-  app.log.warn('!!! NODE_ENV=production without DATABASE_URL: running on the embedded single-process PGlite database under DATA_DIR. Set DATABASE_URL to a Postgres server for production. !!!')
+let app: FastifyInstance
+try {
+  app = await buildApp(config)
+} catch (error) {
+  // Before the app exists there is no logger: say why on stderr (e.g. the data directory is in use).
+  console.error(`could not start: ${(error as Error).message}`)
+  process.exit(1)
 }
 
-closeWithGrace({ delay: 10_000, logger: app.log }, async ({ signal, err }) => {
+if (config.NODE_ENV === 'production' && config.DATABASE_URL === undefined) {
+  app.log.warn('!!! NODE_ENV=production without DATABASE_URL: running on the embedded single-process PGlite database ' +
+    `under ${config.DATA_DIR}. Set DATABASE_URL to a Postgres server for production. !!!`)
+}
+
+app.server.headersTimeout = HEADERS_TIMEOUT_MS
+
+closeWithGrace({ delay: SHUTDOWN_GRACE_MS, logger: app.log }, async ({ signal, err }) => {
   if (err !== undefined) app.log.error({ err }, 'closing after an uncaught error')
   else app.log.info({ signal }, 'shutting down')
   await app.close()
 })
 
 try {
-  await app.listen({ port: config.PORT, host: config.HOST })
-  app.log.info(`API docs at http://${config.HOST.includes(':') ? `[${config.HOST}]` : config.HOST}:${config.PORT}/docs`)
+  const address = await app.listen({ port: config.PORT, host: config.HOST })
+  app.log.info(`API docs at ${address}/docs`)
 } catch (error) {
   app.log.fatal({ err: error }, 'could not start')
   await app.close()

@@ -4,7 +4,7 @@ import { join } from 'node:path'
 import { projectRoot } from '../src/paths.js'
 
 /** Percentages the whole suite must reach. Raise them as coverage grows; never lower them to land a change. */
-const THRESHOLDS = { lines: 80, statements: 80, branches: 70, functions: 50 } as const
+const THRESHOLDS = { lines: 85, statements: 85, branches: 75, functions: 70 } as const
 
 type Metric = keyof typeof THRESHOLDS
 const summaryFile = join(projectRoot, '.tap', 'report', 'coverage-summary.json')

@@ -15,25 +15,27 @@ const { values } = parseArgs({ options: { check: { type: 'boolean', default: fal
 // A fixed environment, so the document does not depend on the shell it is exported from;
 // a throwaway data directory and in-memory database, so nothing needs to be set up or is left behind.
 const dataDir = await mkdtemp(join(tmpdir(), 'catalog-api-openapi-'))
-const config = loadConfig({ LOG_LEVEL: 'warn', DATA_DIR: dataDir, JWT_SECRET: randomBytes(32).toString('hex') })
-const app = await buildApp(config, { database: { pglite: await PGlite.create() } })
-
 const stale: string[] = []
 try {
-  await app.ready()
-  const files = await renderOpenApi(app)
-  if (values.check) {
-    for (const name of OPENAPI_FILES) {
-      const committed = await readFile(join(openapiDir, name), 'utf8').catch(() => undefined)
-      if (committed !== files[name]) stale.push(name)
+  const config = loadConfig({ LOG_LEVEL: 'warn', DATA_DIR: dataDir, JWT_SECRET: randomBytes(32).toString('hex') })
+  const app = await buildApp(config, { database: { pglite: await PGlite.create() } })
+  try {
+    await app.ready()
+    const files = await renderOpenApi(app)
+    if (values.check) {
+      for (const name of OPENAPI_FILES) {
+        const committed = await readFile(join(openapiDir, name), 'utf8').catch(() => undefined)
+        if (committed !== files[name]) stale.push(name)
+      }
+    } else {
+      await mkdir(openapiDir, { recursive: true })
+      for (const name of OPENAPI_FILES) await writeFile(join(openapiDir, name), files[name])
+      console.log(`wrote ${OPENAPI_FILES.map((name) => relative(projectRoot, join(openapiDir, name))).join(', ')}`)
     }
-  } else {
-    await mkdir(openapiDir, { recursive: true })
-    for (const name of OPENAPI_FILES) await writeFile(join(openapiDir, name), files[name])
-    console.log(`wrote ${OPENAPI_FILES.map((name) => relative(projectRoot, join(openapiDir, name))).join(', ')}`)
+  } finally {
+    await app.close()
   }
 } finally {
-  await app.close()
   await rm(dataDir, { recursive: true, force: true })
 }
 

@@ -1,16 +1,22 @@
-import { Type, type Static } from '@sinclair/typebox'
-import { DateTime, Email, IdParamsSchema, Nullable, Page, PaginationQuery, problems, Ref, requires, StrictObject, StringEnum, Uuid } from './common.js'
+import { Type, type Static, type StringOptions } from '@sinclair/typebox'
+import { DateTime, Email, IdParamsSchema, Page, PaginationQuery, problems, Ref, requires, StrictObject, StringEnum, Uuid } from './common.js'
 
-const FullName = Type.String({ minLength: 1, maxLength: 200, description: 'Display name', examples: ['Ada Lovelace'] })
+/**
+ * A nullable string as one `type: ["string", "null"]` rather than `Nullable()`'s anyOf, so a wrong value
+ * is reported once ("must be string,null") instead of once per branch.
+ */
+const NullableString = (options: StringOptions) => Type.Unsafe<string | null>({ ...options, type: ['string', 'null'] })
+
+const FullName = NullableString({ minLength: 1, maxLength: 200, description: 'Display name; null when not given', examples: ['Ada Lovelace'] })
 const Password = (description: string) => Type.String({ minLength: 8, maxLength: 128, writeOnly: true, description: `${description}; 8 to 128 characters` })
 
 export const UserSchema = StrictObject({
   id: Uuid({ examples: ['0196f1c2-7a8b-7cde-8f01-23456789abcd'] }),
   email: Email({ examples: ['ada@example.com'] }),
-  fullName: Nullable(FullName),
+  fullName: FullName,
   isActive: Type.Boolean({ description: 'Inactive users cannot log in; their tokens stop working' }),
   isSuperuser: Type.Boolean({ description: 'Superusers may be granted the `admin` scope' }),
-  avatarUrl: Nullable(Type.String({ maxLength: 2000, description: 'Where the avatar image is served, if any' })),
+  avatarUrl: NullableString({ maxLength: 2000, description: 'Where the avatar image is served, if any' }),
   createdAt: DateTime(),
   updatedAt: DateTime()
 }, {
@@ -32,7 +38,7 @@ export const UserSchema = StrictObject({
 export const UserCreateSchema = StrictObject({
   email: Email({ description: 'Unique, compared without regard to case', examples: ['ada@example.com'] }),
   password: Password('The password'),
-  fullName: Type.Optional(Nullable(FullName))
+  fullName: Type.Optional(FullName)
 }, {
   $id: 'UserCreate',
   title: 'UserCreate',
@@ -41,7 +47,7 @@ export const UserCreateSchema = StrictObject({
 
 export const UserUpdateSchema = StrictObject({
   email: Type.Optional(Email({ description: 'A new email; 409 when another account uses it' })),
-  fullName: Type.Optional(Nullable(FullName))
+  fullName: Type.Optional(FullName)
 }, {
   $id: 'UserUpdate',
   title: 'UserUpdate',
@@ -51,7 +57,7 @@ export const UserUpdateSchema = StrictObject({
 
 export const UserAdminUpdateSchema = StrictObject({
   email: Type.Optional(Email({ description: 'A new email; 409 when another account uses it' })),
-  fullName: Type.Optional(Nullable(FullName)),
+  fullName: Type.Optional(FullName),
   isActive: Type.Optional(Type.Boolean({ description: 'false ends every login of the user' })),
   isSuperuser: Type.Optional(Type.Boolean())
 }, {

@@ -139,16 +139,18 @@ t.test('the last active superuser cannot be deleted, deactivated or demoted (409
   t.equal((await app.inject({ method: 'DELETE', url: `/api/v1/users/${spare.id}`, headers: spareAdmin })).statusCode, 409)
 })
 
-t.test('two concurrent demotions of the only two superusers: exactly one succeeds', async (t) => {
+t.test('DELETE /api/v1/users/me by the only two superusers at once: exactly one succeeds', async (t) => {
   const { app, root, rootId } = await setUp(t)
-  const headers = authHeader(root)
   const other = await signUp(app)
-  await app.inject({ method: 'PATCH', url: `/api/v1/users/${other.id}`, headers, payload: { isSuperuser: true } })
-  const results = await Promise.all([rootId, other.id].map((id) =>
-    app.inject({ method: 'PATCH', url: `/api/v1/users/${id}`, headers, payload: { isSuperuser: false } })))
-  t.same(results.map((res) => res.statusCode).sort(), [200, 409])
+  await app.inject({ method: 'PATCH', url: `/api/v1/users/${other.id}`, headers: authHeader(root), payload: { isSuperuser: true } })
+  const otherLogin = await login(app, other.email)
+  // Deleting yourself leaves the other's token valid, so both requests reach the locked check.
+  const results = await Promise.all([root, otherLogin].map((pair) =>
+    app.inject({ method: 'DELETE', url: '/api/v1/users/me', headers: authHeader(pair) })))
+  t.same(results.map((res) => res.statusCode).sort(), [204, 409])
   const left = await app.db.select({ id: users.id }).from(users).where(eq(users.isSuperuser, true))
   t.equal(left.length, 1)
+  t.ok([rootId, other.id].includes(left[0]?.id ?? ''))
 })
 
 t.test('POST /api/v1/users with ALLOW_SIGNUP=false → 403 for anyone but an admin', async (t) => {

@@ -38,6 +38,12 @@ export interface DatabaseOptions {
 }
 
 const casing = 'snake_case'
+
+/** Closing twice (the app on shutdown, then a test teardown) closes once. */
+function once (close: () => Promise<void>): () => Promise<void> {
+  let closed: Promise<void> | undefined
+  return () => (closed ??= close())
+}
 /** Any fixed number: the advisory lock every instance takes around migrations. */
 const MIGRATION_LOCK = 727_001
 
@@ -93,7 +99,7 @@ async function openPostgres (config: Config, log: FastifyBaseLogger, expected: n
     driver: 'postgres',
     ready: () => migrationsApplied(db, expected),
     poolStats: () => ({ total: pool.totalCount, idle: pool.idleCount, waiting: pool.waitingCount, max: config.DB_POOL_MAX }),
-    close: () => pool.end()
+    close: once(() => pool.end())
   }
 }
 
@@ -144,9 +150,9 @@ async function openPglite (config: Config, log: FastifyBaseLogger, expected: num
     driver: 'pglite',
     ready: () => migrationsApplied(db, expected),
     poolStats: () => ({ total: 1, idle: 1, waiting: 0, max: 1 }),
-    close: async () => {
+    close: once(async () => {
       await pglite.close()
       await unlock?.()
-    }
+    })
   }
 }

@@ -69,7 +69,6 @@ export default fp(async function docs (app: FastifyInstance) {
   await app.register(swaggerUi, {
     routePrefix: '/docs',
     uiConfig: { persistAuthorization: true, deepLinking: true, displayRequestDuration: true, tryItOutEnabled: true },
-    staticCSP: true,
     transformSpecificationClone: true
   })
 

@@ -25,7 +25,8 @@ const service: FastifyPluginAsyncTypebox = async (app) => {
     }
   }))
 
-  app.get('/health/live', { schema: getLiveness, config: unlimited }, async () => ({ status: 'ok' as const }))
+  // Liveness never sheds load: an overloaded process is alive, and restarting it would not help.
+  app.get('/health/live', { schema: getLiveness, config: { ...unlimited, loadShedding: false } }, async () => ({ status: 'ok' as const }))
 
   app.get('/health/ready', { schema: getReadiness, config: unlimited }, async (request) => {
     if (closing) throw serviceUnavailable('The server is shutting down', 5)

@@ -87,7 +87,7 @@ function readClaims (payload: unknown): AccessTokenClaims | undefined {
 function requiredScopes (schema: unknown): Scope[][] {
   const security = (schema as { security?: unknown } | undefined)?.security
   if (!Array.isArray(security)) return []
-  return security.flatMap((alternative: Record<string, Scope[] | undefined>) => {
+  return (security as Array<Partial<Record<string, Scope[]>>>).flatMap((alternative) => {
     const scopes = alternative[OAUTH2_SCHEME]
     return scopes === undefined ? [] : [scopes]
   })

@@ -95,3 +95,14 @@ t.test('POST /api/v1/auth/token → an unreachable Redis lets requests through',
   const email = uniqueEmail()
   for (let i = 0; i < 3; i++) t.equal((await attempt(app, email, ip)).statusCode, 400)
 })
+
+t.test('a route limited through config.rateLimit answers 429 as a problem with Retry-After', async (t) => {
+  const app = await build(t, {}, {}, (app) => {
+    app.get('/limited', { config: { rateLimit: { max: 1, timeWindow: 60_000 } } }, async () => ({ ok: true }))
+  })
+  const remoteAddress = randomIp()
+  const first = await app.inject({ url: '/limited', remoteAddress })
+  t.equal(first.statusCode, 200)
+  t.equal(first.headers['ratelimit-limit'], '1')
+  limited(t, await app.inject({ url: '/limited', remoteAddress }))
+})

@@ -4,7 +4,14 @@ import { Type, type Static, type TSchema, type TObject, type TProperties, type O
 export const StrictObject = <T extends TProperties>(properties: T, options: ObjectOptions = {}) =>
   Type.Object(properties, { additionalProperties: false, ...options })
 
-export const Nullable = <T extends TSchema>(schema: T) => Type.Union([schema, Type.Null()])
+/**
+ * A schema that also accepts null. Scalars become one `type: [T, "null"]`, so a wrong value is
+ * reported once rather than once per `anyOf` branch; other schemas use `anyOf`.
+ */
+export const Nullable = <T extends TSchema>(schema: T) =>
+  typeof schema.type === 'string' && !['object', 'array'].includes(schema.type)
+    ? Type.Unsafe<Static<T> | null>({ ...schema, type: [schema.type, 'null'] })
+    : Type.Unsafe<Static<T> | null>(Type.Union([schema, Type.Null()]))
 
 /** A reference to a named component schema (one registered with `addSchema`), typed as the schema itself. */
 export const Ref = <T extends TSchema>(schema: T, options: SchemaOptions = {}) => {

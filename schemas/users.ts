@@ -1,13 +1,7 @@
-import { Type, type Static, type StringOptions } from '@sinclair/typebox'
-import { DateTime, Email, IdParamsSchema, Page, PaginationQuery, problems, Ref, requires, StrictObject, StringEnum, Uuid } from './common.js'
+import { Type, type Static } from '@sinclair/typebox'
+import { DateTime, Email, IdParamsSchema, Nullable, Page, PaginationQuery, problems, Ref, requires, StrictObject, StringEnum, Uuid } from './common.js'
 
-/**
- * A nullable string as one `type: ["string", "null"]` rather than `Nullable()`'s anyOf, so a wrong value
- * is reported once ("must be string,null") instead of once per branch.
- */
-const NullableString = (options: StringOptions) => Type.Unsafe<string | null>({ ...options, type: ['string', 'null'] })
-
-const FullName = NullableString({ minLength: 1, maxLength: 200, description: 'Display name; null when not given', examples: ['Ada Lovelace'] })
+const FullName = Nullable(Type.String({ minLength: 1, maxLength: 200, description: 'Display name; null when not given', examples: ['Ada Lovelace'] }))
 const Password = (description: string) => Type.String({ minLength: 8, maxLength: 128, writeOnly: true, description: `${description}; 8 to 128 characters` })
 
 export const UserSchema = StrictObject({
@@ -16,7 +10,7 @@ export const UserSchema = StrictObject({
   fullName: FullName,
   isActive: Type.Boolean({ description: 'Inactive users cannot log in; their tokens stop working' }),
   isSuperuser: Type.Boolean({ description: 'Superusers may be granted the `admin` scope' }),
-  avatarUrl: NullableString({ maxLength: 2000, description: 'Where the avatar image is served, if any' }),
+  avatarUrl: Nullable(Type.String({ maxLength: 2000, description: 'Where the avatar image is served, if any' })),
   createdAt: DateTime(),
   updatedAt: DateTime()
 }, {

@@ -14,11 +14,14 @@ t.test('load shedding: a failing pressure check → every route answers 503 prob
   }
 })
 
-t.test('load shedding: GET /metrics stays available under pressure', async (t) => {
+t.test('load shedding: GET /metrics and GET /health/live stay available under pressure', async (t) => {
   const app = await build(t, {}, { loadShedding: { healthCheck: async () => false, healthCheckInterval: 60_000, sustainMs: 0 } })
   const res = await app.inject({ url: '/metrics' })
   t.equal(res.statusCode, 200)
   t.match(res.body, 'http_requests_total')
+  const live = await app.inject({ url: '/health/live' })
+  t.equal(live.statusCode, 200, 'an overloaded process is still alive')
+  t.same(live.json(), { status: 'ok' })
 })
 
 t.test('load shedding: heap above the threshold → 503 once sampled, and no shedding without pressure', async (t) => {
@@ -42,11 +45,11 @@ t.test('load shedding: heap above the threshold → 503 once sampled, and no she
 t.test('load shedding: requests pass until pressure has lasted sustainMs, then are shed', async (t) => {
   const app = await build(t, {}, { loadShedding: { healthCheck: async () => false, healthCheckInterval: 60_000, sustainMs: 300 } })
   const started = Date.now()
-  t.equal((await app.inject({ url: '/health/live' })).statusCode, 200, 'the first request under pressure passes')
-  let res = await app.inject({ url: '/health/live' })
+  t.equal((await app.inject({ url: '/' })).statusCode, 200, 'the first request under pressure passes')
+  let res = await app.inject({ url: '/' })
   for (let attempt = 0; attempt < 100 && res.statusCode !== 503; attempt++) {
     await sleep(20)
-    res = await app.inject({ url: '/health/live' })
+    res = await app.inject({ url: '/' })
   }
   t.equal(res.statusCode, 503)
   t.ok(Date.now() - started >= 300, 'not before the pressure lasted sustainMs')

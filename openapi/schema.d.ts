@@ -457,11 +457,16 @@ export interface components {
              * @example ada@example.com
              */
             email: string;
+            /**
+             * @description Display name; null when not given
+             * @example Ada Lovelace
+             */
             fullName: string | null;
             /** @description Inactive users cannot log in; their tokens stop working */
             isActive: boolean;
             /** @description Superusers may be granted the `admin` scope */
             isSuperuser: boolean;
+            /** @description Where the avatar image is served, if any */
             avatarUrl: string | null;
             /** Format: date-time */
             createdAt: string;
@@ -485,6 +490,10 @@ export interface components {
             email: string;
             /** @description The password; 8 to 128 characters */
             password: string;
+            /**
+             * @description Display name; null when not given
+             * @example Ada Lovelace
+             */
             fullName?: string | null;
         };
         /**
@@ -500,6 +509,10 @@ export interface components {
              * @description A new email; 409 when another account uses it
              */
             email?: string;
+            /**
+             * @description Display name; null when not given
+             * @example Ada Lovelace
+             */
             fullName?: string | null;
         };
         /**
@@ -515,6 +528,10 @@ export interface components {
              * @description A new email; 409 when another account uses it
              */
             email?: string;
+            /**
+             * @description Display name; null when not given
+             * @example Ada Lovelace
+             */
             fullName?: string | null;
             /** @description false ends every login of the user */
             isActive?: boolean;
@@ -536,6 +553,7 @@ export interface components {
         /** UserPage */
         UserPage: {
             data: components["schemas"]["User"][];
+            /** @description Pass as `cursor`, with the same filters and sort, for the next page; null on the last page */
             nextCursor: string | null;
         };
     };

@@ -9,11 +9,18 @@ import { projectRoot } from '../../src/paths.js'
 
 const run = promisify(execFile)
 
-/** Runs one of the CLI scripts with tsx and returns its exit code and output. */
+/**
+ * Runs one of the CLI scripts with tsx and returns its exit code and output. The child records no
+ * coverage: tsx-compiled sources do not merge with the test runner's and would skew the report.
+ */
 async function cli (script: string, args: string[] = [], env: NodeJS.ProcessEnv = process.env): Promise<{ code: number, output: string }> {
   const tsx = join(projectRoot, 'node_modules', '.bin', 'tsx')
   try {
-    const { stdout, stderr } = await run(tsx, [join('src', 'cli', script), ...args], { cwd: projectRoot, env, timeout: 120_000 })
+    const { stdout, stderr } = await run(tsx, [join('src', 'cli', script), ...args], {
+      cwd: projectRoot,
+      env: { ...env, _TAPJS_PROCESSINFO_COVERAGE_: '0' },
+      timeout: 120_000
+    })
     return { code: 0, output: stdout + stderr }
   } catch (error) {
     const { code, stdout = '', stderr = '' } = error as { code?: number, stdout?: string, stderr?: string }

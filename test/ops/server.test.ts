@@ -25,7 +25,8 @@ interface Server {
 function startServer (t: Test, env: Record<string, string>, cwd: string): Server {
   const child = spawn(process.execPath, ['--import', TSX, SERVER], {
     cwd,
-    env: { PATH: process.env.PATH ?? '', PORT: '0', LOG_LEVEL: 'info', ...env },
+    // The child records no coverage of its own: tap cannot merge a tsx child's report into the suite's.
+    env: { PATH: process.env.PATH ?? '', PORT: '0', LOG_LEVEL: 'info', _TAPJS_PROCESSINFO_COVERAGE_: '0', ...env },
     stdio: ['ignore', 'pipe', 'pipe']
   })
   let out = ''

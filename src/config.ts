@@ -100,3 +100,18 @@ export function loadConfig (env: Record<string, string | undefined> = process.en
 export function loadDotEnv (path = '.env'): void {
   if (existsSync(path)) process.loadEnvFile(path)
 }
+
+/**
+ * The configuration of a process entry point: `.env` then the environment. A bad configuration prints
+ * one line per bad variable on stderr (no logger exists yet) and exits with code 1.
+ */
+export function loadConfigOrExit (): Config {
+  try {
+    loadDotEnv()
+    return loadConfig()
+  } catch (error) {
+    if (!(error instanceof ConfigError)) throw error
+    for (const problem of error.problems) console.error(`config: ${problem}`)
+    process.exit(1)
+  }
+}

@@ -1,26 +1,14 @@
 import closeWithGrace from 'close-with-grace'
 import type { FastifyInstance } from 'fastify'
 import { buildApp } from './app.js'
-import { ConfigError, loadConfig, loadDotEnv, type Config } from './config.js'
+import { loadConfigOrExit } from './config.js'
 
 /** How long in-flight requests get to finish on SIGTERM/SIGINT before the process exits anyway. */
 const SHUTDOWN_GRACE_MS = 10_000
 /** Slow-loris guard: the headers of a request must arrive within this (below Fastify's requestTimeout). */
 const HEADERS_TIMEOUT_MS = 15_000
 
-function readConfig (): Config {
-  try {
-    loadDotEnv()
-    return loadConfig()
-  } catch (error) {
-    if (!(error instanceof ConfigError)) throw error
-    // One line per bad variable, on stderr: the config is wrong, so no logger is configured yet.
-    for (const problem of error.problems) console.error(`config: ${problem}`)
-    process.exit(1)
-  }
-}
-
-const config = readConfig()
+const config = loadConfigOrExit()
 
 let app: FastifyInstance
 try {

@@ -11,7 +11,8 @@ export const TEST_JWT_SECRET = 'test-secret-that-is-at-least-32-characters-long'
 
 /** A configuration for tests: quiet, a fixed secret, and whatever the test overrides (as environment strings). */
 export function testConfig (env: Record<string, string> = {}): Config {
-  return loadConfig({ LOG_LEVEL: 'silent', JWT_SECRET: TEST_JWT_SECRET, DATA_DIR: '/nonexistent', ...env })
+  // Per-client limits out of the way of tests making many requests; the rate-limit tests set their own.
+  return loadConfig({ LOG_LEVEL: 'silent', JWT_SECRET: TEST_JWT_SECRET, DATA_DIR: '/nonexistent', RATE_LIMIT_PER_MINUTE: '1000000', RATE_LIMIT_PER_HOUR: '1000000', ...env })
 }
 
 /**

@@ -17,12 +17,13 @@ type DocumentedSchema = FastifySchema & { hide?: boolean, security?: unknown[], 
 
 /**
  * Fills in what every operation shares, so each route states only what is its own:
- * `security: []` when public, and the error responses any route can give.
+ * `security: []` when public, and the error responses any route can give (429 where rate limited).
  */
-export function addSharedResponses (schema: DocumentedSchema, method: string): void {
+export function addSharedResponses (schema: DocumentedSchema, method: string, rateLimited: boolean): void {
   schema.security ??= []
   const response = schema.response ?? {}
   const statuses = [401, 500, 503]
+  if (rateLimited) statuses.push(429)
   if (schema.body !== undefined || schema.querystring !== undefined || schema.params !== undefined || schema.headers !== undefined) statuses.push(400)
   if (schema.body !== undefined && ['POST', 'PUT', 'PATCH'].includes(method)) statuses.push(413, 415)
   for (const status of statuses) response[status] ??= problemResponse(status)
@@ -36,7 +37,7 @@ export default fp(async function docs (app: FastifyInstance) {
   app.addHook('onRoute', (route) => {
     const schema = route.schema as DocumentedSchema | undefined
     if (schema === undefined || schema.hide === true) return
-    addSharedResponses(schema, Array.isArray(route.method) ? String(route.method[0]) : route.method)
+    addSharedResponses(schema, Array.isArray(route.method) ? String(route.method[0]) : route.method, route.config?.rateLimit !== false)
   })
 
   await app.register(swagger, {
@@ -66,10 +67,14 @@ export default fp(async function docs (app: FastifyInstance) {
     }
   })
 
-  await app.register(swaggerUi, {
-    routePrefix: '/docs',
-    uiConfig: { persistAuthorization: true, deepLinking: true, displayRequestDuration: true, tryItOutEnabled: true },
-    transformSpecificationClone: true
+  // Swagger UI's own routes (its page and static assets) are not rate limited.
+  await app.register(async (ui) => {
+    ui.addHook('onRoute', (route) => { route.config = { ...route.config, rateLimit: false } })
+    await ui.register(swaggerUi, {
+      routePrefix: '/docs',
+      uiConfig: { persistAuthorization: true, deepLinking: true, displayRequestDuration: true, tryItOutEnabled: true },
+      transformSpecificationClone: true
+    })
   })
 
   const hidden = { schema: { hide: true }, config: { rateLimit: false } }

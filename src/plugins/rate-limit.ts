@@ -33,8 +33,8 @@ export const tooManyRequests = (retryAfterSeconds: number) =>
   })
 
 /**
- * @fastify/rate-limit with no limit of its own (`global: false`): routes opt in through `limitRequests`
- * or `config.rateLimit`. In memory, or shared by every instance through Redis with REDIS_URL; when
+ * Per-client limits on every route (`config: { rateLimit: false }` exempts one), built on @fastify/rate-limit
+ * (`global: false`: stricter limits of a route go through `limitRequests` or `config.rateLimit`). In memory, or shared by every instance through Redis with REDIS_URL; when
  * Redis is unreachable requests are let through (fail open) rather than refused.
  */
 export default fp(async function rateLimits (app: FastifyInstance, { config }: { config: Config }) {
@@ -90,4 +90,15 @@ export default fp(async function rateLimits (app: FastifyInstance, { config }: {
       if (retryAfter > 0) throw tooManyRequests(retryAfter)
     }
   })
-}, { name: 'rate-limit', dependencies: ['errors'] })
+
+  // Every route, per client: the user of a valid token, else the IP. Both windows are enforced at once.
+  // A preHandler, so that the auth plugin's onRequest hook has already said who the client is.
+  const clientKey = (request: FastifyRequest) => request.user ? `user:${request.user.id}` : `ip:${clientIp(request)}`
+  const perClient = app.limitRequests([
+    { name: 'client-minute', max: config.RATE_LIMIT_PER_MINUTE, timeWindow: 60_000, key: clientKey },
+    { name: 'client-hour', max: config.RATE_LIMIT_PER_HOUR, timeWindow: 3_600_000, key: clientKey }
+  ])
+  app.addHook('preHandler', async (request, reply) => {
+    if (request.routeOptions.config.rateLimit !== false) await perClient(request, reply)
+  })
+}, { name: 'rate-limit', dependencies: ['errors', 'auth'] })

@@ -1,5 +1,8 @@
 import { sql } from 'drizzle-orm'
-import { boolean, index, pgTable, text, timestamp, uniqueIndex, uuid } from 'drizzle-orm/pg-core'
+import {
+  boolean, customType, doublePrecision, index, integer, jsonb, numeric, pgTable, primaryKey, text, timestamp, uniqueIndex, uuid,
+  type AnyPgColumn
+} from 'drizzle-orm/pg-core'
 
 /** Millisecond precision, so a timestamp survives the round trip through JSON and keyset cursors. */
 const timestamptz = () => timestamp({ withTimezone: true, precision: 3, mode: 'date' })
@@ -11,6 +14,7 @@ export const users = pgTable('users', {
   passwordHash: text().notNull(),
   isActive: boolean().notNull().default(true),
   isSuperuser: boolean().notNull().default(false),
+  avatarFileId: uuid().references((): AnyPgColumn => files.id, { onDelete: 'set null' }),
   createdAt: timestamptz().notNull().defaultNow(),
   updatedAt: timestamptz().notNull().defaultNow()
 }, (t) => [
@@ -43,4 +47,86 @@ export const refreshTokens = pgTable('refresh_tokens', {
 }, (t) => [
   index('refresh_tokens_session_id_idx').on(t.sessionId),
   index('refresh_tokens_expires_at_idx').on(t.expiresAt)
+])
+
+/** Raw bytes; node-postgres returns a Buffer and PGlite a Uint8Array. */
+const bytea = customType<{ data: Uint8Array, driverData: Uint8Array }>({ dataType: () => 'bytea' })
+const tsvector = customType<{ data: string }>({ dataType: () => 'tsvector' })
+
+/** Uploaded files (item images, avatars, import inputs), kept in the database so every instance serves them. */
+export const files = pgTable('files', {
+  id: uuid().primaryKey(),
+  ownerId: uuid().notNull().references(() => users.id, { onDelete: 'cascade' }),
+  contentType: text().notNull(),
+  size: integer().notNull(),
+  sha256: text().notNull(),
+  data: bytea().notNull(),
+  createdAt: timestamptz().notNull().defaultNow()
+}, (t) => [
+  index('files_owner_id_idx').on(t.ownerId)
+])
+
+export const items = pgTable('items', {
+  id: uuid().primaryKey(),
+  ownerId: uuid().notNull().references(() => users.id, { onDelete: 'cascade' }),
+  name: text().notNull(),
+  description: text(),
+  /** Exact money: at most 2 decimals, up to 1,000,000,000. */
+  price: numeric({ precision: 12, scale: 2 }).notNull(),
+  tags: text().array().notNull().default(sql`'{}'::text[]`),
+  imageFileId: uuid().references(() => files.id, { onDelete: 'set null' }),
+  version: integer().notNull().default(1),
+  createdAt: timestamptz().notNull().defaultNow(),
+  updatedAt: timestamptz().notNull().defaultNow(),
+  /** Full-text document: English stemming, the name weighing more than the description. */
+  search: tsvector().notNull().generatedAlwaysAs(
+    sql`setweight(to_tsvector('english', name), 'A') || setweight(to_tsvector('english', coalesce(description, '')), 'B')`
+  )
+}, (t) => [
+  // One index per sort key, each ending in the id tie-breaker, so every page is an index range scan.
+  index('items_created_at_id_idx').on(t.createdAt, t.id),
+  index('items_updated_at_id_idx').on(t.updatedAt, t.id),
+  index('items_price_id_idx').on(t.price, t.id),
+  index('items_name_id_idx').on(t.name, t.id),
+  index('items_owner_id_created_at_id_idx').on(t.ownerId, t.createdAt, t.id),
+  index('items_tags_idx').using('gin', t.tags),
+  index('items_search_idx').using('gin', t.search)
+])
+
+/** What `GET /api/v1/jobs/{id}` reads; the queue itself keeps its own tables. */
+export const jobs = pgTable('jobs', {
+  id: uuid().primaryKey(),
+  kind: text().notNull(),
+  ownerId: uuid().notNull().references(() => users.id, { onDelete: 'cascade' }),
+  /** queued | running | succeeded | failed */
+  status: text().notNull().default('queued'),
+  progress: doublePrecision().notNull().default(0),
+  inputFileId: uuid().references(() => files.id, { onDelete: 'set null' }),
+  /** Input lines already processed, committed with the rows they created, so a restarted job resumes there. */
+  processed: integer().notNull().default(0),
+  result: jsonb(),
+  error: text(),
+  createdAt: timestamptz().notNull().defaultNow(),
+  updatedAt: timestamptz().notNull().defaultNow(),
+  finishedAt: timestamptz()
+}, (t) => [
+  index('jobs_owner_id_idx').on(t.ownerId)
+])
+
+/** Stored first responses of `Idempotency-Key` requests, per user and key, kept at least 24 h. */
+export const idempotencyKeys = pgTable('idempotency_keys', {
+  userId: uuid().notNull().references(() => users.id, { onDelete: 'cascade' }),
+  key: text().notNull(),
+  /** SHA-256 of the method, route and parsed body: the same key with another request is refused. */
+  fingerprint: text().notNull(),
+  /** in_progress | completed */
+  state: text().notNull().default('in_progress'),
+  responseStatus: integer(),
+  responseHeaders: jsonb().$type<Record<string, string>>(),
+  responseBody: text(),
+  createdAt: timestamptz().notNull().defaultNow(),
+  expiresAt: timestamptz().notNull()
+}, (t) => [
+  primaryKey({ columns: [t.userId, t.key] }),
+  index('idempotency_keys_expires_at_idx').on(t.expiresAt)
 ])

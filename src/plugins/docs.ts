@@ -10,6 +10,8 @@ export const TOKEN_URL = '/api/v1/auth/token'
 export const TAGS = [
   { name: 'auth', description: 'OAuth2 password flow: tokens, refresh and revocation' },
   { name: 'users', description: 'Accounts: sign-up, your own profile, and user administration' },
+  { name: 'items', description: 'The catalog: items, their images, search and imports' },
+  { name: 'jobs', description: 'Background jobs such as item imports' },
   { name: 'service', description: 'Health, metrics and the link index' }
 ]
 

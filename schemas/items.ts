@@ -1,5 +1,5 @@
 import { Type, type Static } from '@sinclair/typebox'
-import { DateTime, Nullable, StrictObject, Uuid } from './common.js'
+import { DateTime, IdParamsSchema, Nullable, Page, PaginationQuery, problems, Ref, requires, StrictObject, Uuid } from './common.js'
 
 const Name = Type.String({ minLength: 1, maxLength: 200, description: 'Display name, 1 to 200 characters', examples: ['Walnut desk'] })
 const Description = Nullable(Type.String({ maxLength: 5000, description: 'Free text up to 5,000 characters; null when none', examples: ['Solid walnut, 140 × 70 cm.'] }))
@@ -48,5 +48,167 @@ export const ItemCreateSchema = StrictObject({
   examples: [{ name: 'Walnut desk', description: 'Solid walnut, 140 × 70 cm.', price: 19.99, tags: ['furniture', 'walnut'] }]
 })
 
+export const ItemReplaceSchema = StrictObject({
+  name: Name,
+  description: Type.Optional(Description),
+  price: Price,
+  tags: Type.Optional(Tags)
+}, {
+  $id: 'ItemReplace',
+  title: 'ItemReplace',
+  description: 'The whole new state of an item: an absent `description` becomes null and absent `tags` none.',
+  examples: [{ name: 'Walnut desk', description: 'Solid walnut, 160 × 80 cm.', price: 24.5, tags: ['furniture'] }]
+})
+
+export const ItemUpdateSchema = StrictObject({
+  name: Type.Optional(Name),
+  description: Type.Optional(Description),
+  price: Type.Optional(Price),
+  tags: Type.Optional(Nullable(Tags))
+}, {
+  $id: 'ItemUpdate',
+  title: 'ItemUpdate',
+  description: 'A JSON merge patch (RFC 7396): absent fields keep their value, a null `description` clears it and a null `tags` ' +
+    'clears the tags (as `[]`). `name` and `price` cannot be null.',
+  examples: [{ price: 17.5, description: null }]
+})
+
+export const ItemPageSchema = Page(ItemSchema)
+
+export const ITEM_SORT_FIELDS = ['name', 'price', 'createdAt', 'updatedAt'] as const
+const sortKey = `-?(?:${ITEM_SORT_FIELDS.join('|')})`
+const PriceBound = (description: string) => Type.Number({ minimum: 0, maximum: 1_000_000_000, multipleOf: 0.01, description })
+
+export const ItemListQuerySchema = StrictObject({
+  ...PaginationQuery,
+  sort: Type.String({
+    pattern: `^${sortKey}(?:,${sortKey}){0,3}$`,
+    maxLength: 100,
+    default: '-createdAt',
+    description: 'Comma list of `name`, `price`, `createdAt`, `updatedAt`, each optionally prefixed `-` for descending. The id breaks ties.',
+    examples: ['-createdAt', 'price,-name']
+  }),
+  q: Type.Optional(Type.String({ minLength: 1, maxLength: 200, description: 'Full-text search over name and description, with English stemming and web search syntax (`"exact phrase"`, `or`, `-word`)', examples: ['walnut desk'] })),
+  tag: Type.Optional(Type.Array(Type.String({ minLength: 1, maxLength: 40 }), { maxItems: 20, description: 'Only items carrying every tag given; repeat the parameter for several', examples: [['furniture']] })),
+  ownerId: Type.Optional(Uuid({ description: 'Only the items of this user' })),
+  minPrice: Type.Optional(PriceBound('Only items costing at least this much')),
+  maxPrice: Type.Optional(PriceBound('Only items costing at most this much; not below `minPrice`'))
+})
+
 export type Item = Static<typeof ItemSchema>
 export type ItemCreate = Static<typeof ItemCreateSchema>
+export type ItemReplace = Static<typeof ItemReplaceSchema>
+export type ItemUpdate = Static<typeof ItemUpdateSchema>
+export type ItemListQuery = Static<typeof ItemListQuerySchema>
+
+export const itemsComponents = [ItemSchema, ItemCreateSchema, ItemReplaceSchema, ItemUpdateSchema, ItemPageSchema]
+
+/** The media types `updateItem` accepts: plain JSON and RFC 7396's own, with the same merge semantics. */
+export const MERGE_PATCH_TYPES = ['application/json', 'application/merge-patch+json']
+
+const etag = { ETag: { type: 'string', maxLength: 200, description: 'Strong entity tag of this version of the item; send it in `If-Match` or `If-None-Match`' } }
+const json = <T>(schema: T) => ({ 'application/json': { schema } })
+
+const IfMatchHeaders = Type.Object({
+  'If-Match': Type.Optional(Type.String({
+    minLength: 1,
+    maxLength: 2000,
+    description: 'Change only if the item\'s current `ETag` is one of these (strong comparison), or `*` for any; otherwise 412',
+    examples: ['"0196f1c2-7a8b-7cde-8f01-23456789abcd.3"']
+  }))
+})
+
+const IfNoneMatchHeaders = Type.Object({
+  'If-None-Match': Type.Optional(Type.String({
+    minLength: 1,
+    maxLength: 2000,
+    description: 'Answer 304 without a body when the item\'s current `ETag` is one of these (weak comparison), or for `*`',
+    examples: ['"0196f1c2-7a8b-7cde-8f01-23456789abcd.3"']
+  }))
+})
+
+const itemResponse = (description: string) => ({ description, headers: etag, content: json(Ref(ItemSchema)) })
+
+export const createItem = {
+  operationId: 'createItem',
+  tags: ['items'],
+  summary: 'Create an item',
+  description: 'Creates an item owned by the caller. Send an `Idempotency-Key` to make retries safe: a repeat with the same key and body ' +
+    'replays the first response instead of creating a second item.',
+  security: requires(['items:write']),
+  body: Ref(ItemCreateSchema),
+  response: {
+    201: { description: 'The new item', headers: { Location: { type: 'string', maxLength: 2000, description: 'The URL of the new item' }, ...etag }, content: json(Ref(ItemSchema)) },
+    ...problems(403)
+  }
+} as const
+
+export const listItems = {
+  operationId: 'listItems',
+  tags: ['items'],
+  summary: 'List and search items',
+  description: 'A page of items, filtered, searched and sorted (newest first by default). Pass `nextCursor` as `cursor`, with the same ' +
+    'filters and sort, for the next page; the `Link` header carries the same as a ready URL. A cursor of other filters or sort is 400.',
+  querystring: ItemListQuerySchema,
+  response: {
+    200: {
+      description: 'A page of items',
+      headers: { Link: { type: 'string', maxLength: 4000, description: 'RFC 8288 link to the next page (`rel="next"`), when there is one' } },
+      content: json(Ref(ItemPageSchema))
+    }
+  }
+} as const
+
+export const getItem = {
+  operationId: 'getItem',
+  tags: ['items'],
+  summary: 'Get an item',
+  description: 'One item, with its `ETag`. With `If-None-Match` naming the current version the answer is 304 without a body.',
+  params: IdParamsSchema,
+  headers: IfNoneMatchHeaders,
+  response: {
+    200: itemResponse('The item'),
+    304: { type: 'null', description: 'Not modified: the version named in `If-None-Match` is current', headers: etag },
+    ...problems(404)
+  }
+} as const
+
+export const replaceItem = {
+  operationId: 'replaceItem',
+  tags: ['items'],
+  summary: 'Replace an item',
+  description: 'Replaces every field of an item; absent optional fields are cleared. Only its owner (`items:write`) or an admin may. ' +
+    'With `If-Match`, the change happens only if that version is still current (412 otherwise).',
+  security: requires(['items:write'], ['admin']),
+  params: IdParamsSchema,
+  headers: IfMatchHeaders,
+  body: Ref(ItemReplaceSchema),
+  response: { 200: itemResponse('The replaced item'), ...problems(403, 404, 409, 412) }
+} as const
+
+export const updateItem = {
+  operationId: 'updateItem',
+  tags: ['items'],
+  summary: 'Change an item',
+  description: 'Applies a JSON merge patch (RFC 7396), sent as `application/merge-patch+json` or `application/json`: absent fields keep ' +
+    'their value, null clears `description`, and null `tags` clears them. Only its owner (`items:write`) or an admin may. ' +
+    'With `If-Match`, the change happens only if that version is still current (412 otherwise).',
+  security: requires(['items:write'], ['admin']),
+  params: IdParamsSchema,
+  headers: IfMatchHeaders,
+  consumes: MERGE_PATCH_TYPES,
+  body: Ref(ItemUpdateSchema),
+  response: { 200: itemResponse('The changed item'), ...problems(403, 404, 409, 412) }
+} as const
+
+export const deleteItem = {
+  operationId: 'deleteItem',
+  tags: ['items'],
+  summary: 'Delete an item',
+  description: 'Deletes an item and its image. Only its owner (`items:write`) or an admin may. ' +
+    'With `If-Match`, the deletion happens only if that version is still current (412 otherwise).',
+  security: requires(['items:write'], ['admin']),
+  params: IdParamsSchema,
+  headers: IfMatchHeaders,
+  response: { 204: { type: 'null', description: 'Deleted' }, ...problems(403, 404, 409, 412) }
+} as const

@@ -14,6 +14,7 @@ export const LinkIndexSchema = StrictObject({
     metrics: Link('Prometheus metrics', '/metrics'),
     token: Link('OAuth2 token endpoint', '/api/v1/auth/token'),
     users: Link('Users collection', '/api/v1/users'),
+    items: Link('Items collection', '/api/v1/items'),
     me: Link('The current user', '/api/v1/users/me')
   })
 }, { $id: 'LinkIndex', title: 'LinkIndex' })

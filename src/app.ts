@@ -7,10 +7,12 @@ import { loggerOptions, type LogStream } from './lib/logger.js'
 import { HttpProblem } from './lib/problem.js'
 import { schemaController } from './lib/validation.js'
 import authRoutes from './auth/routes.js'
+import items from './items/routes.js'
 import auth from './plugins/auth.js'
 import db from './plugins/db.js'
 import docs from './plugins/docs.js'
 import errors, { clientErrorHandler, sendProblem } from './plugins/errors.js'
+import idempotency from './plugins/idempotency.js'
 import loadShedding, { type LoadSheddingOptions } from './plugins/load-shedding.js'
 import metrics, { metricsRoute } from './plugins/metrics.js'
 import rateLimit from './plugins/rate-limit.js'
@@ -59,10 +61,12 @@ export async function buildApp (config: Config, options: AppOptions = {}): Promi
   await app.register(metrics)
   await app.register(auth, { config })
   await app.register(rateLimit, { config })
+  await app.register(idempotency)
   await app.register(docs)
   await app.register(metricsRoute)
   await app.register(service)
   await app.register(authRoutes, { config })
   await app.register(users, { config })
+  await app.register(items)
   return app
 }

@@ -1,8 +1,9 @@
-import { eq } from 'drizzle-orm'
+import { and, arrayContains, eq, gte, lte, sql, type SQL } from 'drizzle-orm'
 import { v7 as uuidv7 } from 'uuid'
-import type { Item, ItemCreate } from '../../schemas/items.js'
+import type { Item, ItemCreate, ItemReplace } from '../../schemas/items.js'
 import type { Executor } from '../db/client.js'
-import { items } from '../db/schema.js'
+import { files, items } from '../db/schema.js'
+import { paginate, parseSort, type CursorCodec, type KeysetPage, type PageQuery, type PageRequest, type SortKey } from '../lib/pagination.js'
 
 export type ItemRow = Omit<typeof items.$inferSelect, 'search'>
 
@@ -58,4 +59,80 @@ export async function insertItem (db: Executor, ownerId: string, input: ItemCrea
 export async function findItemById (db: Executor, id: string): Promise<ItemRow | undefined> {
   const [row] = await db.select(itemColumns).from(items).where(eq(items.id, id))
   return row
+}
+
+/** The whole writable state of an item, as a replace or a merged patch produces it. */
+export type ItemValues = Required<ItemReplace>
+
+/**
+ * Writes `values` if the item is still at `version`, incrementing the version and `updatedAt`. The version
+ * check and the write are one statement, so no concurrent writer slips in between; undefined when the item
+ * changed or went away since it was read.
+ */
+export async function updateItemAtVersion (db: Executor, id: string, version: number, values: ItemValues): Promise<ItemRow | undefined> {
+  const [row] = await db.update(items).set({
+    name: values.name,
+    description: values.description,
+    price: priceText(values.price),
+    tags: values.tags,
+    version: sql`${items.version} + 1`,
+    updatedAt: new Date()
+  }).where(and(eq(items.id, id), eq(items.version, version))).returning(itemColumns)
+  return row
+}
+
+/** Deletes the item if it is still at `version`, and its image with it; false when it changed or went away since it was read. */
+export async function deleteItemAtVersion (db: Executor, id: string, version: number): Promise<boolean> {
+  return await db.transaction(async (tx) => {
+    const [deleted] = await tx.delete(items).where(and(eq(items.id, id), eq(items.version, version))).returning({ imageFileId: items.imageFileId })
+    if (deleted === undefined) return false
+    if (deleted.imageFileId !== null) await tx.delete(files).where(eq(files.id, deleted.imageFileId))
+    return true
+  })
+}
+
+export interface ItemFilters {
+  q?: string | undefined
+  tags?: string[] | undefined
+  ownerId?: string | undefined
+  minPrice?: number | undefined
+  maxPrice?: number | undefined
+}
+
+export interface ItemListOptions {
+  sort: string
+  limit: number
+  cursor?: string | undefined
+  filters: ItemFilters
+}
+
+const SORT_COLUMNS = { name: items.name, price: items.price, createdAt: items.createdAt, updatedAt: items.updatedAt }
+
+/** The keyset of a `sort` list such as `price,-name`, the id breaking ties. */
+export const itemSortKeys = (sort: string): SortKey[] => parseSort(sort, SORT_COLUMNS, { field: 'id', column: items.id })
+
+function filterConditions (filters: ItemFilters): Array<SQL | undefined> {
+  return [
+    // A constant regconfig, so the GIN index over the generated `search` column applies.
+    filters.q === undefined ? undefined : sql`${items.search} @@ websearch_to_tsquery('english', ${filters.q})`,
+    filters.tags === undefined || filters.tags.length === 0 ? undefined : arrayContains(items.tags, filters.tags),
+    filters.ownerId === undefined ? undefined : eq(items.ownerId, filters.ownerId),
+    filters.minPrice === undefined ? undefined : gte(items.price, priceText(filters.minPrice)),
+    filters.maxPrice === undefined ? undefined : lte(items.price, priceText(filters.maxPrice))
+  ]
+}
+
+/** One page's query of a filtered listing (run it, or explain it). */
+export const selectItems = (db: Executor, filters: ItemFilters, page: PageQuery) =>
+  db.select(itemColumns).from(items).where(and(...filterConditions(filters), page.after)).orderBy(...page.orderBy).limit(page.limit)
+
+/** The page request of a listing; its cursor is bound to the filters (tags in any order) and the sort. */
+export function itemsPageRequest (options: ItemListOptions): PageRequest {
+  const { tags, ...filters } = options.filters
+  const tagSet = tags === undefined ? undefined : [...new Set(tags)].sort()
+  return { limit: options.limit, cursor: options.cursor, binding: { resource: 'items', sort: options.sort, ...filters, tags: tagSet } }
+}
+
+export async function listItems (db: Executor, codec: CursorCodec, options: ItemListOptions): Promise<KeysetPage<ItemRow>> {
+  return await paginate(codec, itemSortKeys(options.sort), itemsPageRequest(options), (page) => selectItems(db, options.filters, page))
 }

@@ -1,5 +1,5 @@
 import { createHash, createHmac, timingSafeEqual } from 'node:crypto'
-import { and, asc, desc, eq, gt, lt, or, type SQL } from 'drizzle-orm'
+import { and, asc, desc, or, sql, type SQL } from 'drizzle-orm'
 import type { AnyPgColumn } from 'drizzle-orm/pg-core'
 import { badRequest } from './problem.js'
 
@@ -61,20 +61,20 @@ export function parseSort (spec: string, columns: Record<string, AnyPgColumn>, t
   return [...keys, { ...tieBreaker, descending: keys.at(-1)?.descending ?? false }]
 }
 
-/** Canonical JSON: object keys sorted and undefined members dropped, so equal bindings hash equally. */
-function canonical (value: unknown): string {
-  if (Array.isArray(value)) return `[${value.map(canonical).join(',')}]`
+/** Canonical JSON: object keys sorted and undefined members dropped, so equal values hash equally. */
+export function canonicalJson (value: unknown): string {
+  if (Array.isArray(value)) return `[${value.map(canonicalJson).join(',')}]`
   if (value instanceof Date) return JSON.stringify(value.toISOString())
   if (value !== null && typeof value === 'object') {
     const entries = Object.entries(value)
       .filter(([, entry]) => entry !== undefined)
       .sort(([a], [b]) => (a < b ? -1 : a > b ? 1 : 0))
-    return `{${entries.map(([key, entry]) => `${JSON.stringify(key)}:${canonical(entry)}`).join(',')}}`
+    return `{${entries.map(([key, entry]) => `${JSON.stringify(key)}:${canonicalJson(entry)}`).join(',')}}`
   }
   return JSON.stringify(value) ?? 'null'
 }
 
-const bindingHash = (binding: unknown) => createHash('sha256').update(canonical(binding)).digest('base64url').slice(0, 22)
+const bindingHash = (binding: unknown) => createHash('sha256').update(canonicalJson(binding)).digest('base64url').slice(0, 22)
 
 type EncodedValue = string | number | boolean | { d: string }
 
@@ -130,12 +130,40 @@ export class CursorCodec {
   }
 }
 
-/** Rows strictly after `values` in the order of `keys`: (k1 > v1) or (k1 = v1 and k2 > v2) or … */
+/**
+ * A cursor value as a parameter of its column's exact type. Both drivers then compare it as that type,
+ * whatever JavaScript type it arrived as (`pg` gives numeric as a string, which must not compare as text).
+ */
+const bound = (key: SortKey, value: CursorValue | undefined): SQL =>
+  sql`cast(${sql.param(value, key.column)} as ${sql.raw(key.column.getSQLType())})`
+
+/**
+ * Rows strictly after `values` in the order of `keys`, written so that Postgres can start an index range
+ * scan at the cursor: one row comparison `(k1, k2, id) > (v1, v2, vid)` when every key runs the same way;
+ * with mixed directions, `(k1 > v1) or (k1 = v1 and k2 < v2) or …` behind the redundant bound `k1 >= v1`.
+ */
 function after (keys: SortKey[], values: CursorValue[]): SQL | undefined {
-  return or(...keys.map((key, index) => and(
-    ...keys.slice(0, index).map((previous, j) => eq(previous.column, values[j])),
-    key.descending ? lt(key.column, values[index]) : gt(key.column, values[index])
+  const [first] = keys
+  if (first === undefined) return undefined
+  const bounds = keys.map((key, index) => bound(key, values[index]))
+  if (keys.every((key) => key.descending === first.descending)) {
+    return sql`(${sql.join(keys.map((key) => key.column), sql`, `)}) ${sql.raw(first.descending ? '<' : '>')} (${sql.join(bounds, sql`, `)})`
+  }
+  const strictlyAfter = or(...keys.map((key, index) => and(
+    ...keys.slice(0, index).map((previous, j) => sql`${previous.column} = ${bounds[j]}`),
+    sql`${key.column} ${sql.raw(key.descending ? '<' : '>')} ${bounds[index]}`
   )))
+  return and(sql`${first.column} ${sql.raw(first.descending ? '<=' : '>=')} ${bounds[0]}`, strictlyAfter)
+}
+
+/** The condition, order and limit of one page: rows after the decoded cursor, one more than the page size. */
+export function pageQuery (codec: CursorCodec, keys: SortKey[], request: PageRequest): PageQuery {
+  const values = request.cursor === undefined ? undefined : codec.decode(request.cursor, request.binding, keys.length)
+  return {
+    after: values === undefined ? undefined : after(keys, values),
+    orderBy: keys.map((key) => key.descending ? desc(key.column) : asc(key.column)),
+    limit: request.limit + 1
+  }
 }
 
 /**
@@ -148,12 +176,7 @@ export async function paginate<Row extends Record<string, unknown>> (
   request: PageRequest,
   fetch: (query: PageQuery) => Promise<Row[]>
 ): Promise<KeysetPage<Row>> {
-  const values = request.cursor === undefined ? undefined : codec.decode(request.cursor, request.binding, keys.length)
-  const rows = await fetch({
-    after: values === undefined ? undefined : after(keys, values),
-    orderBy: keys.map((key) => key.descending ? desc(key.column) : asc(key.column)),
-    limit: request.limit + 1
-  })
+  const rows = await fetch(pageQuery(codec, keys, request))
   if (rows.length <= request.limit) return { data: rows, nextCursor: null }
   const data = rows.slice(0, request.limit)
   const last: Record<string, unknown> = data[data.length - 1] ?? {}

@@ -21,6 +21,7 @@ const service: FastifyPluginAsyncTypebox = async (app) => {
       metrics: '/metrics',
       token: '/api/v1/auth/token',
       users: '/api/v1/users',
+      items: '/api/v1/items',
       me: '/api/v1/users/me'
     }
   }))

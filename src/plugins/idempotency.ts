@@ -1,0 +1,209 @@
+import { createHash } from 'node:crypto'
+import { and, eq, lte } from 'drizzle-orm'
+import type { FastifyInstance, FastifyReply, FastifyRequest, FastifySchema, onResponseAsyncHookHandler, onSendAsyncHookHandler, preHandlerAsyncHookHandler } from 'fastify'
+import fp from 'fastify-plugin'
+import { problemResponse } from '../../schemas/common.js'
+import { idempotencyKeys } from '../db/schema.js'
+import { canonicalJson } from '../lib/pagination.js'
+import { HttpProblem } from '../lib/problem.js'
+
+/**
+ * How an opted-in route identifies a request. `true` uses its parsed JSON body. A route whose body is
+ * only read in its handler (multipart) passes `fingerprint`: it runs as the route's last preHandler, so
+ * it may read the upload itself (e.g. hash the bytes and keep them on the request for the handler).
+ */
+export interface IdempotencyOptions {
+  fingerprint: (request: FastifyRequest) => string | Promise<string>
+}
+
+declare module 'fastify' {
+  interface FastifyContextConfig {
+    /** Honour `Idempotency-Key` on this route (see the idempotency plugin). */
+    idempotency?: boolean | IdempotencyOptions
+  }
+  interface FastifyInstance {
+    /** Deletes the expired idempotency keys now (a timer does it periodically); resolves to how many. */
+    purgeIdempotencyKeys (): Promise<number>
+  }
+}
+
+export interface IdempotencyPluginOptions {
+  /** How long a key is remembered (24 h: the contract promises at least that). */
+  ttlMs?: number
+  /** How often expired keys are deleted. */
+  cleanupIntervalMs?: number
+}
+
+const HEADER = 'idempotency-key'
+/** What a replay restores besides the status and the body. */
+const REPLAYED_HEADERS = ['content-type', 'location', 'etag']
+
+interface Claim {
+  userId: string
+  key: string
+  settled: boolean
+}
+
+const KEY_HEADER_SCHEMA = {
+  type: 'string',
+  minLength: 1,
+  maxLength: 255,
+  description: 'Makes a retry safe: a repeat with the same key and body by the same user within 24 h replays the first ' +
+    'response (marked `Idempotent-Replayed: true`) instead of running again. The same key with another body is 422; ' +
+    'a repeat while the first is still running is 409.',
+  examples: ['4f9a7c1e-2b3d-4e5f-8a9b-0c1d2e3f4a5b']
+}
+
+const hooks = <T> (existing: T | T[] | undefined): T[] => existing === undefined ? [] : Array.isArray(existing) ? existing : [existing]
+
+/** The route's schema with the header, and the 409 and 422 it may now answer, documented. */
+function documented (schema: FastifySchema = {}): FastifySchema {
+  const headers = (schema.headers ?? {}) as { properties?: Record<string, unknown> }
+  const response = (schema.response ?? {}) as Record<string, unknown>
+  return {
+    ...schema,
+    headers: { ...headers, type: 'object', properties: { ...headers.properties, 'Idempotency-Key': KEY_HEADER_SCHEMA } },
+    response: {
+      ...response,
+      409: response[409] ?? problemResponse(409, 'A request with this `Idempotency-Key` is still in progress, or the request conflicts with the current state'),
+      422: response[422] ?? problemResponse(422, 'This `Idempotency-Key` was used with another request')
+    }
+  }
+}
+
+const sha256 = (text: string) => createHash('sha256').update(text).digest('hex')
+
+/**
+ * `Idempotency-Key` for POST routes that opt in with `config: { idempotency: true }` (or an
+ * `IdempotencyOptions`), per RFC draft-ietf-httpapi-idempotency-key-header. Keys are scoped to the
+ * authenticated user and kept in Postgres, so every instance sees them:
+ *
+ * - preHandler claims the key with an `in_progress` row. If the key exists: another fingerprint
+ *   (method, route and canonical body) → 422; still in progress → 409; completed → the stored status,
+ *   body, `Content-Type`, `Location` and `ETag` are replayed without running the handler.
+ * - onSend stores a 2xx or 4xx response; any other (a 5xx, a thrown error) deletes the row, so the
+ *   client may retry. A response that never reaches onSend releases the key when the request ends.
+ * - Keys expire after 24 h (an expired one counts as new) and are purged by a timer.
+ *
+ * Requests without the header, and anonymous ones, pass through untouched.
+ */
+export default fp(async function idempotency (app: FastifyInstance, options: IdempotencyPluginOptions) {
+  const ttlMs = options.ttlMs ?? 24 * 60 * 60 * 1000
+  const claims = new WeakMap<FastifyRequest, Claim>()
+
+  const thisKey = (claim: Pick<Claim, 'userId' | 'key'>) => and(eq(idempotencyKeys.userId, claim.userId), eq(idempotencyKeys.key, claim.key))
+
+  async function release (request: FastifyRequest, claim: Claim): Promise<void> {
+    claim.settled = true
+    try {
+      await app.db.delete(idempotencyKeys).where(thisKey(claim))
+    } catch (error) {
+      request.log.error({ err: error }, 'could not release an idempotency key; it stays in progress until it expires')
+    }
+  }
+
+  async function replay (reply: FastifyReply, stored: typeof idempotencyKeys.$inferSelect): Promise<FastifyReply> {
+    return await reply
+      .code(stored.responseStatus ?? 200)
+      .headers(stored.responseHeaders ?? {})
+      .header('idempotent-replayed', 'true')
+      .send(stored.responseBody ?? '')
+  }
+
+  const claimKey = (fingerprintOf: IdempotencyOptions['fingerprint']): preHandlerAsyncHookHandler => async (request, reply) => {
+    const key = request.headers[HEADER]
+    if (typeof key !== 'string' || request.user === null) return
+    const userId = request.user.id
+    const fingerprint = sha256(`${request.method}\n${request.routeOptions.url ?? ''}\n${await fingerprintOf(request)}`)
+    // Twice at most: the second attempt follows an expired (or just released) key the first one cleared.
+    for (let attempt = 0; attempt < 2; attempt++) {
+      const now = new Date()
+      const claimed = await app.db.insert(idempotencyKeys)
+        .values({ userId, key, fingerprint, state: 'in_progress', createdAt: now, expiresAt: new Date(now.getTime() + ttlMs) })
+        .onConflictDoNothing()
+        .returning({ key: idempotencyKeys.key })
+      if (claimed.length > 0) {
+        claims.set(request, { userId, key, settled: false })
+        return
+      }
+      const [stored] = await app.db.select().from(idempotencyKeys).where(thisKey({ userId, key }))
+      if (stored === undefined) continue
+      if (stored.expiresAt <= now) {
+        await app.db.delete(idempotencyKeys).where(and(thisKey({ userId, key }), lte(idempotencyKeys.expiresAt, now)))
+        continue
+      }
+      if (stored.fingerprint !== fingerprint) {
+        throw new HttpProblem(422, 'This Idempotency-Key was already used with another request: use a new key', { code: 'idempotency-key-reused' })
+      }
+      if (stored.state !== 'completed') {
+        throw new HttpProblem(409, 'A request with this Idempotency-Key is still in progress: retry later', {
+          code: 'idempotency-key-in-progress',
+          headers: { 'retry-after': '1' }
+        })
+      }
+      return await replay(reply, stored)
+    }
+    throw new HttpProblem(409, 'This Idempotency-Key is changing hands: retry', { code: 'idempotency-key-in-progress', headers: { 'retry-after': '1' } })
+  }
+
+  const store: onSendAsyncHookHandler<unknown> = async (request, reply, payload) => {
+    const claim = claims.get(request)
+    if (claim === undefined || claim.settled) return payload
+    const status = reply.statusCode
+    const storable = (status >= 200 && status < 300) || (status >= 400 && status < 500)
+    const body = payload === undefined || payload === null ? '' : typeof payload === 'string' ? payload : Buffer.isBuffer(payload) ? payload.toString('utf8') : undefined
+    if (!storable || body === undefined) {
+      await release(request, claim)
+      return payload
+    }
+    const headers: Record<string, string> = {}
+    for (const name of REPLAYED_HEADERS) {
+      const value = reply.getHeader(name)
+      if (value !== undefined) headers[name] = String(value)
+    }
+    try {
+      await app.db.update(idempotencyKeys)
+        .set({ state: 'completed', responseStatus: status, responseHeaders: headers, responseBody: body })
+        .where(thisKey(claim))
+      claim.settled = true
+    } catch (error) {
+      request.log.error({ err: error }, 'could not store the response of an idempotency key; releasing it')
+      await release(request, claim)
+    }
+    return payload
+  }
+
+  const releaseUnsettled: onResponseAsyncHookHandler = async (request) => {
+    const claim = claims.get(request)
+    if (claim !== undefined && !claim.settled) await release(request, claim)
+  }
+
+  app.addHook('onRoute', (route) => {
+    const config = route.config?.idempotency
+    if (config === undefined || config === false) return
+    const fingerprintOf = config === true ? (request: FastifyRequest) => canonicalJson(request.body ?? null) : config.fingerprint
+    route.schema = documented(route.schema)
+    route.preHandler = [...hooks(route.preHandler), claimKey(fingerprintOf)]
+    route.onSend = [...hooks(route.onSend), store]
+    route.onResponse = [...hooks(route.onResponse), releaseUnsettled]
+  })
+
+  app.decorate('purgeIdempotencyKeys', async () => {
+    const purged = await app.db.delete(idempotencyKeys).where(lte(idempotencyKeys.expiresAt, new Date())).returning({ key: idempotencyKeys.key })
+    return purged.length
+  })
+
+  let timer: NodeJS.Timeout | undefined
+  let purging: Promise<unknown> = Promise.resolve()
+  app.addHook('onReady', async () => {
+    timer = setInterval(() => {
+      purging = app.purgeIdempotencyKeys().catch((error: unknown) => app.log.warn({ err: error }, 'purging expired idempotency keys failed'))
+    }, options.cleanupIntervalMs ?? 10 * 60 * 1000)
+    // The purge must not keep the process alive.
+    timer.unref()
+  })
+  app.addHook('onClose', async () => {
+    clearInterval(timer)
+    await purging
+  })
+}, { name: 'idempotency', dependencies: ['db', 'errors', 'auth'] })

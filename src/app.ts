@@ -8,6 +8,8 @@ import { HttpProblem } from './lib/problem.js'
 import { schemaController } from './lib/validation.js'
 import authRoutes from './auth/routes.js'
 import items from './items/routes.js'
+import jobQueue, { type JobsOptions } from './jobs/queue.js'
+import jobs from './jobs/routes.js'
 import auth from './plugins/auth.js'
 import db from './plugins/db.js'
 import docs from './plugins/docs.js'
@@ -26,6 +28,8 @@ export interface AppOptions {
   logStream?: LogStream
   /** Overrides the load-shedding thresholds (tests force pressure with them). */
   loadShedding?: LoadSheddingOptions
+  /** The import worker: off to only accept imports, smaller batches, a hook after each batch (tests). */
+  jobs?: JobsOptions
 }
 
 /** JSON bodies are limited to 1 MiB; uploads have their own limit. */
@@ -62,11 +66,13 @@ export async function buildApp (config: Config, options: AppOptions = {}): Promi
   await app.register(auth, { config })
   await app.register(rateLimit, { config })
   await app.register(idempotency)
+  await app.register(jobQueue, { options: options.jobs })
   await app.register(docs)
   await app.register(metricsRoute)
   await app.register(service)
   await app.register(authRoutes, { config })
   await app.register(users, { config })
   await app.register(items)
+  await app.register(jobs, { config })
   return app
 }

@@ -21,12 +21,20 @@ export type Executor = Pick<Db, 'select' | 'insert' | 'update' | 'delete' | 'exe
 
 export interface PoolStats { total: number, idle: number, waiting: number, max: number }
 
+/** Rows of a raw SQL statement. */
+export interface RawResult { rows: unknown[] }
+
 export interface Database {
   db: Db
   driver: 'postgres' | 'pglite'
   /** Resolves when the database answers and every migration is applied. */
   ready (): Promise<boolean>
   poolStats (): PoolStats
+  /**
+   * Raw SQL through the driver, for libraries that bring their own SQL (the job queue). With
+   * parameters, one statement; without, several may follow each other, and the last one's rows return.
+   */
+  query (text: string, values?: unknown[]): Promise<RawResult>
   close (): Promise<void>
 }
 
@@ -99,6 +107,11 @@ async function openPostgres (config: Config, log: FastifyBaseLogger, expected: n
     driver: 'postgres',
     ready: () => migrationsApplied(db, expected),
     poolStats: () => ({ total: pool.totalCount, idle: pool.idleCount, waiting: pool.waitingCount, max: config.DB_POOL_MAX }),
+    query: async (text, values) => {
+      // Several statements without parameters come back as one result each.
+      const result = await pool.query(text, values) as pg.QueryResult | pg.QueryResult[]
+      return Array.isArray(result) ? { rows: result.at(-1)?.rows ?? [] } : result
+    },
     close: once(() => pool.end())
   }
 }
@@ -150,6 +163,12 @@ async function openPglite (config: Config, log: FastifyBaseLogger, expected: num
     driver: 'pglite',
     ready: () => migrationsApplied(db, expected),
     poolStats: () => ({ total: 1, idle: 1, waiting: 0, max: 1 }),
+    query: async (text, values) => {
+      if (values !== undefined && values.length > 0) return await pglite.query(text, values)
+      // `exec` takes several statements (the extended protocol of `query` takes one).
+      const results = await pglite.exec(text)
+      return { rows: results.at(-1)?.rows ?? [] }
+    },
     close: once(async () => {
       await pglite.close()
       await unlock?.()

@@ -1,0 +1,124 @@
+import type { FastifyInstance } from 'fastify'
+import fp from 'fastify-plugin'
+import PgBoss from 'pg-boss'
+import { sql, type SQL } from 'drizzle-orm'
+import { rows, type Executor, type RawResult } from '../db/client.js'
+import { finish, ImportInterruptedError, runImport, type ImportRunOptions } from './import.js'
+
+export const IMPORT_QUEUE = 'items.import'
+/** pg-boss keeps its tables in this schema, which it creates and migrates itself, outside our drizzle migrations. */
+export const QUEUE_SCHEMA = 'pgboss'
+
+export interface JobsOptions {
+  /** Whether this instance works on imports (default true); without, it only accepts them. */
+  worker?: boolean
+  /** Rows per transaction (default 100). */
+  batchSize?: number
+  /** Called after each committed batch (tests pause or interrupt imports here). */
+  afterBatch?: ImportRunOptions['afterBatch']
+}
+
+export interface JobQueue {
+  /** Enqueues an import within the caller's transaction: the job row and its queue entry commit together. */
+  enqueueImport (tx: Executor, jobId: string): Promise<void>
+  /** Wakes this instance's worker at once rather than at its next poll (call it after the commit). */
+  wake (): void
+  /** Stops working: an import in progress stops after its batch, to be resumed by the next worker. Closing the app does this too. */
+  stop (): Promise<void>
+}
+
+declare module 'fastify' {
+  interface FastifyInstance {
+    jobQueue: JobQueue
+  }
+}
+
+/**
+ * Retries cover crashes, shutdowns mid-import and database outages, with a growing delay (1 s, 2 s, 4 s, … about 17 min in all).
+ * A worker that dies holding a job leaves it active until it expires, after which another worker takes it.
+ */
+const RETRIES = { retryLimit: 10, retryDelay: 1, retryBackoff: true, expireInSeconds: 15 * 60 }
+const STOP_TIMEOUT_MS = 10_000
+
+/** `$1`-style SQL text and values as a drizzle query, so pg-boss can write through one of our transactions. */
+export function boundSql (text: string, values: unknown[]): SQL {
+  const query = sql.empty()
+  text.split(/\$([0-9]+)/).forEach((chunk, index) => {
+    // Odd chunks are the numbers of the placeholders.
+    query.append(index % 2 === 0 ? sql.raw(chunk) : sql`${sql.param(values[Number(chunk) - 1])}`)
+  })
+  return query
+}
+
+const transactionDb = (tx: Executor): PgBoss.Db => ({
+  executeSql: async (text, values) => ({ rows: await rows(tx, boundSql(text, values)) })
+})
+
+/**
+ * The durable queue of item imports: pg-boss 10 over our own database connection, PGlite or the
+ * Postgres pool (PGlite serializes pg-boss's statements with ours, and an open transaction makes them
+ * wait, never interleave). Our `jobs` table stays the record clients read; pg-boss only schedules work.
+ */
+export default fp(async function jobQueue (app: FastifyInstance, { options = {} }: { options?: JobsOptions }) {
+  // pg-boss does not await some of its own statements (completing or failing a job): they are tracked
+  // so that stopping waits for them before the database closes.
+  const pending = new Set<Promise<RawResult>>()
+  const db: PgBoss.Db = {
+    executeSql: (text, values) => {
+      const running = app.database.query(text, values)
+      pending.add(running)
+      const settle = () => { pending.delete(running) }
+      running.then(settle, settle)
+      return running
+    }
+  }
+  const boss = new PgBoss({ db, schema: QUEUE_SCHEMA, schedule: false, supervise: true, maintenanceIntervalSeconds: 60 })
+  boss.on('error', (error) => { app.log.error({ err: error }, 'job queue error') })
+
+  const interrupt = new AbortController()
+  let workerId: string | undefined
+  let started = false
+  let stopping: Promise<void> | undefined
+
+  const work = async (jobs: Array<PgBoss.JobWithMetadata<{ jobId: string }>>) => {
+    for (const job of jobs) {
+      const { jobId } = job.data
+      try {
+        await runImport(app.db, jobId, { batchSize: options.batchSize ?? 100, signal: interrupt.signal, afterBatch: options.afterBatch })
+      } catch (error) {
+        const interrupted = error instanceof ImportInterruptedError
+        if (!interrupted) app.log.error({ err: error, jobId, attempt: job.retryCount + 1 }, 'import failed')
+        if (job.retryCount >= job.retryLimit) {
+          await finish(app.db, jobId, { status: 'failed', error: 'The import could not be completed after repeated attempts' })
+        }
+        throw error
+      }
+    }
+  }
+
+  app.addHook('onReady', async () => {
+    await boss.start()
+    started = true
+    await boss.createQueue(IMPORT_QUEUE)
+    if (options.worker !== false) {
+      workerId = await boss.work(IMPORT_QUEUE, { batchSize: 1, pollingIntervalSeconds: 0.5, includeMetadata: true }, work)
+    }
+  })
+
+  const stop = () => (stopping ??= (async () => {
+    interrupt.abort()
+    if (started) await boss.stop({ graceful: true, wait: true, timeout: STOP_TIMEOUT_MS })
+    await Promise.allSettled([...pending])
+  })())
+
+  app.decorate('jobQueue', {
+    enqueueImport: async (tx, jobId) => {
+      const id = await boss.send(IMPORT_QUEUE, { jobId }, { id: jobId, singletonKey: jobId, ...RETRIES, db: transactionDb(tx) })
+      if (id === null) throw new Error(`the ${IMPORT_QUEUE} queue did not accept job ${jobId}`)
+    },
+    wake: () => { if (workerId !== undefined) boss.notifyWorker(workerId) },
+    stop
+  } satisfies JobQueue)
+
+  app.addHook('onClose', stop)
+}, { name: 'job-queue', dependencies: ['db'] })

@@ -1,0 +1,85 @@
+import { createHash } from 'node:crypto'
+import { and, eq, inArray, sql } from 'drizzle-orm'
+import { v7 as uuidv7 } from 'uuid'
+import type { ImportResult, Job, JobStatus } from '../../schemas/jobs.js'
+import type { Executor } from '../db/client.js'
+import { files, jobs } from '../db/schema.js'
+
+export type JobRow = typeof jobs.$inferSelect
+
+export const jobUrl = (id: string) => `/api/v1/jobs/${id}`
+
+/** The formats an import reads, by the content type its file is stored under. */
+export type ImportFormat = 'text/csv' | 'application/x-ndjson'
+
+export const toJob = (row: JobRow): Job => ({
+  id: row.id,
+  kind: 'items.import',
+  status: row.status as JobStatus,
+  progress: row.progress,
+  // Only this module writes `result`, always as an ImportResult.
+  result: row.result as ImportResult | null,
+  error: row.error,
+  createdAt: row.createdAt.toISOString(),
+  finishedAt: row.finishedAt?.toISOString() ?? null
+})
+
+/** A strong ETag: the hash of the representation, so it changes with every visible change. */
+export const jobEtag = (job: Job) => `"${createHash('sha256').update(JSON.stringify(job)).digest('base64url').slice(0, 27)}"`
+
+export interface NewUpload {
+  ownerId: string
+  contentType: ImportFormat
+  data: Buffer
+}
+
+/** Stores the file and a queued import job reading it. */
+export async function insertImportJob (db: Executor, upload: NewUpload): Promise<JobRow> {
+  const fileId = uuidv7()
+  await db.insert(files).values({
+    id: fileId,
+    ownerId: upload.ownerId,
+    contentType: upload.contentType,
+    size: upload.data.byteLength,
+    sha256: createHash('sha256').update(upload.data).digest('hex'),
+    data: upload.data
+  })
+  const [row] = await db.insert(jobs).values({
+    id: uuidv7(),
+    kind: 'items.import',
+    ownerId: upload.ownerId,
+    status: 'queued',
+    inputFileId: fileId
+  }).returning()
+  if (row === undefined) throw new Error('insert returned no row')
+  return row
+}
+
+export async function findJobById (db: Executor, id: string): Promise<JobRow | undefined> {
+  const [row] = await db.select().from(jobs).where(eq(jobs.id, id))
+  return row
+}
+
+/** Locks a job's row for the rest of the transaction: one batch of one worker at a time. */
+export async function lockJob (db: Executor, id: string): Promise<JobRow | undefined> {
+  const [row] = await db.select().from(jobs).where(eq(jobs.id, id)).for('update')
+  return row
+}
+
+export async function findInputFile (db: Executor, id: string): Promise<{ contentType: string, data: Uint8Array } | undefined> {
+  const [row] = await db.select({ contentType: files.contentType, data: files.data }).from(files).where(eq(files.id, id))
+  return row
+}
+
+export async function updateJob (
+  db: Executor,
+  id: string,
+  changes: Partial<Pick<JobRow, 'status' | 'progress' | 'processed' | 'result' | 'error' | 'finishedAt'>>,
+  whenStatus?: JobStatus[]
+): Promise<JobRow | undefined> {
+  const [row] = await db.update(jobs)
+    .set({ ...changes, updatedAt: sql`now()` })
+    .where(whenStatus === undefined ? eq(jobs.id, id) : and(eq(jobs.id, id), inArray(jobs.status, whenStatus)))
+    .returning()
+  return row
+}

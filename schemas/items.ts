@@ -109,8 +109,9 @@ export const MERGE_PATCH_TYPES = ['application/json', 'application/merge-patch+j
 const etag = { ETag: { type: 'string', maxLength: 200, description: 'Strong entity tag of this version of the item; send it in `If-Match` or `If-None-Match`' } }
 const json = <T>(schema: T) => ({ 'application/json': { schema } })
 
+// Header names in lower case, as Node presents them: Fastify normalizes header schemas only for its default validator.
 const IfMatchHeaders = Type.Object({
-  'If-Match': Type.Optional(Type.String({
+  'if-match': Type.Optional(Type.String({
     minLength: 1,
     maxLength: 2000,
     description: 'Change only if the item\'s current `ETag` is one of these (strong comparison), or `*` for any; otherwise 412',
@@ -119,7 +120,7 @@ const IfMatchHeaders = Type.Object({
 })
 
 const IfNoneMatchHeaders = Type.Object({
-  'If-None-Match': Type.Optional(Type.String({
+  'if-none-match': Type.Optional(Type.String({
     minLength: 1,
     maxLength: 2000,
     description: 'Answer 304 without a body when the item\'s current `ETag` is one of these (weak comparison), or for `*`',

@@ -62,7 +62,7 @@ function documented (schema: FastifySchema = {}): FastifySchema {
   const response = (schema.response ?? {}) as Record<string, unknown>
   return {
     ...schema,
-    headers: { ...headers, type: 'object', properties: { ...headers.properties, 'Idempotency-Key': KEY_HEADER_SCHEMA } },
+    headers: { ...headers, type: 'object', properties: { ...headers.properties, [HEADER]: KEY_HEADER_SCHEMA } },
     response: {
       ...response,
       409: response[409] ?? problemResponse(409, 'A request with this `Idempotency-Key` is still in progress, or the request conflicts with the current state'),

@@ -17,10 +17,13 @@ interface Row {
 }
 
 /** The file as a whole cannot be read: the job fails with this message. */
-export class UnreadableFileError extends Error {}
+export class UnreadableFileError extends Error {
+  override name = 'UnreadableFileError'
+}
 
 /** The run stopped between batches because its worker is shutting down; the next run resumes it. */
 export class ImportInterruptedError extends Error {
+  override name = 'ImportInterruptedError'
   constructor () {
     super('The import was interrupted by a shutdown; it resumes where it stopped')
   }

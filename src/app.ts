@@ -7,6 +7,7 @@ import { loggerOptions, type LogStream } from './lib/logger.js'
 import { HttpProblem } from './lib/problem.js'
 import { schemaController } from './lib/validation.js'
 import authRoutes from './auth/routes.js'
+import files from './files/routes.js'
 import items from './items/routes.js'
 import jobQueue, { type JobsOptions } from './jobs/queue.js'
 import jobs from './jobs/routes.js'
@@ -74,5 +75,6 @@ export async function buildApp (config: Config, options: AppOptions = {}): Promi
   await app.register(users, { config })
   await app.register(items)
   await app.register(jobs, { config })
+  await app.register(files, { config })
   return app
 }

@@ -14,6 +14,7 @@ const publicColumns = {
   fullName: users.fullName,
   isActive: users.isActive,
   isSuperuser: users.isSuperuser,
+  avatarFileId: users.avatarFileId,
   createdAt: users.createdAt,
   updatedAt: users.updatedAt
 }
@@ -24,6 +25,7 @@ export type UserRow = {
   fullName: string | null
   isActive: boolean
   isSuperuser: boolean
+  avatarFileId: string | null
   createdAt: Date
   updatedAt: Date
 }
@@ -41,6 +43,7 @@ export interface UserChanges {
   isActive?: boolean | undefined
   isSuperuser?: boolean | undefined
   passwordHash?: string | undefined
+  avatarFileId?: string | null | undefined
 }
 
 export interface UserFilters {
@@ -55,7 +58,7 @@ export const toUser = (row: UserRow): User => ({
   fullName: row.fullName,
   isActive: row.isActive,
   isSuperuser: row.isSuperuser,
-  avatarUrl: null,
+  avatarUrl: row.avatarFileId === null ? null : `/api/v1/users/${row.id}/avatar`,
   createdAt: row.createdAt.toISOString(),
   updatedAt: row.updatedAt.toISOString()
 })

@@ -1,0 +1,93 @@
+import multipart from '@fastify/multipart'
+import type { FastifyPluginAsyncTypebox } from '@fastify/type-provider-typebox'
+import type { TSchema } from '@sinclair/typebox'
+import type { FastifyInstance, FastifyReply, FastifySchema, FastifySchemaCompiler } from 'fastify'
+import { filesComponents, getItemImage, getUserAvatar, uploadAvatar, uploadItemImage } from '../../schemas/files.js'
+import { ItemSchema } from '../../schemas/items.js'
+import { UserSchema } from '../../schemas/users.js'
+import type { Config } from '../config.js'
+import { findItemById, itemEtag, toItem } from '../items/repository.js'
+import { assertOwnerOrAdmin } from '../lib/ownership.js'
+import { notFound } from '../lib/problem.js'
+import { schemaController } from '../lib/validation.js'
+import { currentPrincipal } from '../plugins/auth.js'
+import { toUser } from '../users/repository.js'
+import * as repository from './repository.js'
+import { readImageUpload, requireMultipart, uploadLimits } from './upload.js'
+
+/** Caches may keep an image but must revalidate it: a replaced image keeps its URL, and a 304 is cheap. */
+const IMAGE_CACHE_CONTROL = 'public, no-cache'
+const SHA256_HEX = /^[0-9a-f]{64}$/
+
+/** The hashes an `If-None-Match` header lists (weak or strong, as RFC 9110 compares them for GET), or `*`. */
+export function knownTags (header: string | undefined): repository.KnownTags {
+  if (header === undefined) return []
+  if (header.trim() === '*') return '*'
+  return header.split(',')
+    .map((tag) => tag.trim().replace(/^W\//, '').replace(/^"(.*)"$/, '$1'))
+    .filter((hash) => SHA256_HEX.test(hash))
+    .slice(0, 50)
+}
+
+function sendImage (reply: FastifyReply, image: repository.StoredImage): FastifyReply {
+  reply.header('etag', `"${image.sha256}"`).header('cache-control', IMAGE_CACHE_CONTROL)
+  if (image.data === null) return reply.code(304).send()
+  // PGlite hands bytea over as a Uint8Array, node-postgres as a Buffer: a view, not a copy.
+  return reply.type(image.contentType).send(Buffer.from(image.data.buffer, image.data.byteOffset, image.data.byteLength))
+}
+
+/**
+ * The path parameters of an upload route are validated as on every route; its body is read as a
+ * stream by the handler and never becomes `request.body`, so its documented schema is not checked.
+ */
+function streamedBodyValidator (): FastifySchemaCompiler<FastifySchema> {
+  const buildValidator = schemaController().compilersFactory?.buildValidator
+  if (buildValidator === undefined) throw new Error('the schema controller has no validator factory')
+  const compile = buildValidator({}) as unknown as FastifySchemaCompiler<FastifySchema>
+  return (route) => route.httpPart === 'body' ? () => true : compile(route)
+}
+
+/** Registers `schemas` unless an enclosing scope already has (the resource's own plugin may register them at the root). */
+function addMissingSchemas (app: FastifyInstance, schemas: TSchema[]): void {
+  for (const schema of schemas) if (schema.$id !== undefined && app.getSchema(schema.$id) === undefined) app.addSchema(schema)
+}
+
+/** Image uploads (item images, avatars) and serving them. Multipart bodies are accepted on these routes only. */
+const files: FastifyPluginAsyncTypebox<{ config: Config }> = async (app, { config }) => {
+  addMissingSchemas(app, [...filesComponents, ItemSchema, UserSchema])
+  await app.register(multipart, { limits: uploadLimits(config.UPLOAD_MAX_BYTES) })
+  const upload = { preParsing: requireMultipart, validatorCompiler: streamedBodyValidator() }
+
+  app.put('/api/v1/items/:id/image', { schema: uploadItemImage, ...upload }, async (request, reply) => {
+    const item = await findItemById(app.db, request.params.id)
+    if (item === undefined) throw notFound('No item has this id')
+    assertOwnerOrAdmin(currentPrincipal(request), item.ownerId)
+    const image = await readImageUpload(request, config.UPLOAD_MAX_BYTES)
+    const row = await repository.setItemImage(app.db, item.id, image)
+    if (row === undefined) throw notFound('No item has this id')
+    return reply.header('etag', itemEtag(row)).send(toItem(row))
+  })
+
+  app.get('/api/v1/items/:id/image', { schema: getItemImage }, async (request, reply) => {
+    const image = await repository.findItemImage(app.db, request.params.id, knownTags(request.headers['if-none-match']))
+    if (image === undefined) throw notFound('This item does not exist or has no image')
+    return sendImage(reply, image)
+  })
+
+  app.put('/api/v1/users/me/avatar', { schema: uploadAvatar, ...upload }, async (request) => {
+    const { id } = currentPrincipal(request)
+    const image = await readImageUpload(request, config.UPLOAD_MAX_BYTES)
+    const row = await repository.setAvatar(app.db, id, image)
+    // The token was checked against an existing user moments ago; it may have been deleted since.
+    if (row === undefined) throw notFound('Your account no longer exists')
+    return toUser(row)
+  })
+
+  app.get('/api/v1/users/:id/avatar', { schema: getUserAvatar }, async (request, reply) => {
+    const image = await repository.findAvatar(app.db, request.params.id, knownTags(request.headers['if-none-match']))
+    if (image === undefined) throw notFound('This user does not exist or has no avatar')
+    return sendImage(reply, image)
+  })
+}
+
+export default files

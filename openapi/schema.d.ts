@@ -224,6 +224,166 @@ export interface paths {
         patch: operations["updateUser"];
         trace?: never;
     };
+    "/api/v1/items": {
+        parameters: {
+            query?: never;
+            header?: never;
+            path?: never;
+            cookie?: never;
+        };
+        /**
+         * List and search items
+         * @description A page of items, filtered, searched and sorted (newest first by default). Pass `nextCursor` as `cursor`, with the same filters and sort, for the next page; the `Link` header carries the same as a ready URL. A cursor of other filters or sort is 400.
+         */
+        get: operations["listItems"];
+        put?: never;
+        /**
+         * Create an item
+         * @description Creates an item owned by the caller. Send an `Idempotency-Key` to make retries safe: a repeat with the same key and body replays the first response instead of creating a second item.
+         */
+        post: operations["createItem"];
+        delete?: never;
+        options?: never;
+        head?: never;
+        patch?: never;
+        trace?: never;
+    };
+    "/api/v1/items/{id}": {
+        parameters: {
+            query?: never;
+            header?: never;
+            path?: never;
+            cookie?: never;
+        };
+        /**
+         * Get an item
+         * @description One item, with its `ETag`. With `If-None-Match` naming the current version the answer is 304 without a body.
+         */
+        get: operations["getItem"];
+        /**
+         * Replace an item
+         * @description Replaces every field of an item; absent optional fields are cleared. Only its owner (`items:write`) or an admin may. With `If-Match`, the change happens only if that version is still current (412 otherwise).
+         */
+        put: operations["replaceItem"];
+        post?: never;
+        /**
+         * Delete an item
+         * @description Deletes an item and its image. Only its owner (`items:write`) or an admin may. With `If-Match`, the deletion happens only if that version is still current (412 otherwise).
+         */
+        delete: operations["deleteItem"];
+        options?: never;
+        head?: never;
+        /**
+         * Change an item
+         * @description Applies a JSON merge patch (RFC 7396), sent as `application/merge-patch+json` or `application/json`: absent fields keep their value, null clears `description`, and null `tags` clears them. Only its owner (`items:write`) or an admin may. With `If-Match`, the change happens only if that version is still current (412 otherwise).
+         */
+        patch: operations["updateItem"];
+        trace?: never;
+    };
+    "/api/v1/items/import": {
+        parameters: {
+            query?: never;
+            header?: never;
+            path?: never;
+            cookie?: never;
+        };
+        get?: never;
+        put?: never;
+        /**
+         * Import items from a file
+         * @description Accepts an NDJSON or CSV file of `ItemCreate` rows and answers at once with a queued `Job`; a worker then creates the items, owned by you, in batches. Poll `Location` (the job) until it has finished. Rows that fail validation are skipped and reported in `result.errors` with their line; the job still succeeds. It fails only when the file itself cannot be read (not UTF-8, malformed CSV, a wrong CSV header). The job survives a restart of the server. A body that is not `multipart/form-data`, or a file that is neither NDJSON nor CSV, is 415; a file over the size limit is 413; a body without a `file` part is 400. Honours `Idempotency-Key`.
+         */
+        post: operations["importItems"];
+        delete?: never;
+        options?: never;
+        head?: never;
+        patch?: never;
+        trace?: never;
+    };
+    "/api/v1/jobs/{id}": {
+        parameters: {
+            query?: never;
+            header?: never;
+            path?: never;
+            cookie?: never;
+        };
+        /**
+         * Get a job
+         * @description A job's status, progress and result. Only its creator (`items:write`) or an admin may read it; someone else's job is 403. Send the `ETag` as `If-None-Match` to get 304 while nothing changed.
+         */
+        get: operations["getJob"];
+        put?: never;
+        post?: never;
+        delete?: never;
+        options?: never;
+        head?: never;
+        patch?: never;
+        trace?: never;
+    };
+    "/api/v1/items/{id}/image": {
+        parameters: {
+            query?: never;
+            header?: never;
+            path?: never;
+            cookie?: never;
+        };
+        /**
+         * Get an item's image
+         * @description The image bytes as uploaded, with the content type recognised from them. Send the `ETag` back as `If-None-Match` to get 304 when it has not changed. 404 when the item does not exist or has no image.
+         */
+        get: operations["getItemImage"];
+        /**
+         * Set an item's image
+         * @description Stores the image and makes it the item's, replacing (and deleting) any previous one. The item's owner (`items:write`) or an admin may do this; another user's item is 403. This changes the item: its `version` goes up, and so its `ETag` changes. A body that is not `multipart/form-data` is 415, and so is a file that is not a JPEG, PNG, WebP or GIF image; a file over the size limit is 413; a body without a `file` part, or with other parts, is 400.
+         */
+        put: operations["uploadItemImage"];
+        post?: never;
+        delete?: never;
+        options?: never;
+        head?: never;
+        patch?: never;
+        trace?: never;
+    };
+    "/api/v1/users/me/avatar": {
+        parameters: {
+            query?: never;
+            header?: never;
+            path?: never;
+            cookie?: never;
+        };
+        get?: never;
+        /**
+         * Set your avatar
+         * @description Stores the image as your avatar, replacing (and deleting) any previous one; your `avatarUrl` then points at it. A body that is not `multipart/form-data` is 415, and so is a file that is not a JPEG, PNG, WebP or GIF image; a file over the size limit is 413; a body without a `file` part, or with other parts, is 400.
+         */
+        put: operations["uploadAvatar"];
+        post?: never;
+        delete?: never;
+        options?: never;
+        head?: never;
+        patch?: never;
+        trace?: never;
+    };
+    "/api/v1/users/{id}/avatar": {
+        parameters: {
+            query?: never;
+            header?: never;
+            path?: never;
+            cookie?: never;
+        };
+        /**
+         * Get a user's avatar
+         * @description The avatar bytes as uploaded, with the content type recognised from them (what `avatarUrl` points at). Send the `ETag` back as `If-None-Match` to get 304 when it has not changed. 404 when the user does not exist or has no avatar.
+         */
+        get: operations["getUserAvatar"];
+        put?: never;
+        post?: never;
+        delete?: never;
+        options?: never;
+        head?: never;
+        patch?: never;
+        trace?: never;
+    };
 }
 export type webhooks = Record<string, never>;
 export interface components {
@@ -317,6 +477,11 @@ export interface components {
                  * @example /api/v1/users
                  */
                 users: string;
+                /**
+                 * @description Items collection
+                 * @example /api/v1/items
+                 */
+                items: string;
                 /**
                  * @description The current user
                  * @example /api/v1/users/me
@@ -555,6 +720,311 @@ export interface components {
             data: components["schemas"]["User"][];
             /** @description Pass as `cursor`, with the same filters and sort, for the next page; null on the last page */
             nextCursor: string | null;
+        };
+        /**
+         * Item
+         * @description A catalog item.
+         * @example {
+         *       "id": "0196f1c2-7a8b-7cde-8f01-23456789abcd",
+         *       "ownerId": "0196f1c2-0000-7cde-8f01-23456789abcd",
+         *       "name": "Walnut desk",
+         *       "description": "Solid walnut, 140 × 70 cm.",
+         *       "price": 24.99,
+         *       "tags": [
+         *         "furniture",
+         *         "walnut"
+         *       ],
+         *       "imageUrl": null,
+         *       "version": 1,
+         *       "createdAt": "2025-05-01T12:00:00.000Z",
+         *       "updatedAt": "2025-05-01T12:00:00.000Z"
+         *     }
+         */
+        Item: {
+            /**
+             * Format: uuid
+             * @example 0196f1c2-7a8b-7cde-8f01-23456789abcd
+             */
+            id: string;
+            /**
+             * Format: uuid
+             * @description The user who created the item
+             */
+            ownerId: string;
+            /**
+             * @description Display name, 1 to 200 characters
+             * @example Walnut desk
+             */
+            name: string;
+            /**
+             * @description Free text up to 5,000 characters; null when none
+             * @example Solid walnut, 140 × 70 cm.
+             */
+            description: string | null;
+            /**
+             * @description Price with at most 2 decimals, from 0 to 1,000,000,000
+             * @example 24.99
+             */
+            price: number;
+            /**
+             * @description Up to 20 distinct tags of 1 to 40 characters
+             * @example [
+             *       "furniture",
+             *       "walnut"
+             *     ]
+             */
+            tags: string[];
+            /** @description Where the image is served, if the item has one */
+            imageUrl: string | null;
+            /** @description Incremented by every change; the `ETag` derives from it */
+            version: number;
+            /** Format: date-time */
+            createdAt: string;
+            /** Format: date-time */
+            updatedAt: string;
+        };
+        /**
+         * ItemCreate
+         * @description A new item: `description` defaults to null and `tags` to none.
+         * @example {
+         *       "name": "Walnut desk",
+         *       "description": "Solid walnut, 140 × 70 cm.",
+         *       "price": 24.99,
+         *       "tags": [
+         *         "furniture",
+         *         "walnut"
+         *       ]
+         *     }
+         */
+        ItemCreate: {
+            /**
+             * @description Display name, 1 to 200 characters
+             * @example Walnut desk
+             */
+            name: string;
+            /**
+             * @description Free text up to 5,000 characters; null when none
+             * @example Solid walnut, 140 × 70 cm.
+             */
+            description?: string | null;
+            /**
+             * @description Price with at most 2 decimals, from 0 to 1,000,000,000
+             * @example 24.99
+             */
+            price: number;
+            /**
+             * @description Up to 20 distinct tags of 1 to 40 characters
+             * @example [
+             *       "furniture",
+             *       "walnut"
+             *     ]
+             */
+            tags?: string[];
+        };
+        /**
+         * ItemReplace
+         * @description The whole new state of an item: an absent `description` becomes null and absent `tags` none.
+         * @example {
+         *       "name": "Walnut desk",
+         *       "description": "Solid walnut, 160 × 80 cm.",
+         *       "price": 24.5,
+         *       "tags": [
+         *         "furniture"
+         *       ]
+         *     }
+         */
+        ItemReplace: {
+            /**
+             * @description Display name, 1 to 200 characters
+             * @example Walnut desk
+             */
+            name: string;
+            /**
+             * @description Free text up to 5,000 characters; null when none
+             * @example Solid walnut, 140 × 70 cm.
+             */
+            description?: string | null;
+            /**
+             * @description Price with at most 2 decimals, from 0 to 1,000,000,000
+             * @example 24.99
+             */
+            price: number;
+            /**
+             * @description Up to 20 distinct tags of 1 to 40 characters
+             * @example [
+             *       "furniture",
+             *       "walnut"
+             *     ]
+             */
+            tags?: string[];
+        };
+        /**
+         * ItemUpdate
+         * @description A JSON merge patch (RFC 7396): absent fields keep their value, a null `description` clears it and a null `tags` clears the tags (as `[]`). `name` and `price` cannot be null.
+         * @example {
+         *       "price": 17.5,
+         *       "description": null
+         *     }
+         */
+        ItemUpdate: {
+            /**
+             * @description Display name, 1 to 200 characters
+             * @example Walnut desk
+             */
+            name?: string;
+            /**
+             * @description Free text up to 5,000 characters; null when none
+             * @example Solid walnut, 140 × 70 cm.
+             */
+            description?: string | null;
+            /**
+             * @description Price with at most 2 decimals, from 0 to 1,000,000,000
+             * @example 24.99
+             */
+            price?: number;
+            tags?: string[] | null;
+        };
+        /** ItemPage */
+        ItemPage: {
+            data: components["schemas"]["Item"][];
+            /** @description Pass as `cursor`, with the same filters and sort, for the next page; null on the last page */
+            nextCursor: string | null;
+        };
+        /**
+         * ImportError
+         * @description A row of an import that was not created, and why.
+         * @example {
+         *       "line": 3,
+         *       "errors": [
+         *         {
+         *           "path": "/price",
+         *           "message": "must be number"
+         *         }
+         *       ]
+         *     }
+         */
+        ImportError: {
+            /**
+             * @description The line of the file the row starts on (the CSV header is line 1)
+             * @example 3
+             */
+            line: number;
+            /** @description Every failing field of the row */
+            errors: {
+                /**
+                 * @description JSON pointer to the failing field of the row; empty for the row as a whole
+                 * @example /price
+                 */
+                path: string;
+                /** @example must be <= 1000000000 */
+                message: string;
+            }[];
+        };
+        /**
+         * ImportResult
+         * @description What an item import has done: valid rows become items, invalid rows are counted and listed.
+         * @example {
+         *       "created": 41,
+         *       "failed": 1,
+         *       "errors": [
+         *         {
+         *           "line": 3,
+         *           "errors": [
+         *             {
+         *               "path": "/price",
+         *               "message": "must be number"
+         *             }
+         *           ]
+         *         }
+         *       ]
+         *     }
+         */
+        ImportResult: {
+            /** @description Items created so far */
+            created: number;
+            /** @description Rows rejected so far */
+            failed: number;
+            /** @description The rejected rows in file order; only the first 1000 are listed, `failed` counts them all */
+            errors: components["schemas"]["ImportError"][];
+        };
+        /**
+         * Job
+         * @description A background job: poll it until `status` is `succeeded` or `failed`.
+         * @example {
+         *       "id": "0196f1c2-7a8b-7cde-8f01-23456789abcd",
+         *       "kind": "items.import",
+         *       "status": "succeeded",
+         *       "progress": 1,
+         *       "result": {
+         *         "created": 41,
+         *         "failed": 1,
+         *         "errors": [
+         *           {
+         *             "line": 3,
+         *             "errors": [
+         *               {
+         *                 "path": "/price",
+         *                 "message": "must be number"
+         *               }
+         *             ]
+         *           }
+         *         ]
+         *       },
+         *       "error": null,
+         *       "createdAt": "2025-05-01T12:00:00.000Z",
+         *       "finishedAt": "2025-05-01T12:00:02.000Z"
+         *     }
+         */
+        Job: {
+            /**
+             * Format: uuid
+             * @example 0196f1c2-7a8b-7cde-8f01-23456789abcd
+             */
+            id: string;
+            /**
+             * @description What the job does
+             * @enum {string}
+             */
+            kind: "items.import";
+            /**
+             * @description `queued` until a worker takes it, `running` while it works, then `succeeded` (even when some rows were rejected) or `failed` (the file could not be read; `error` says why)
+             * @enum {string}
+             */
+            status: "queued" | "running" | "succeeded" | "failed";
+            /** @description The share of the rows processed, from 0 to 1 */
+            progress: number;
+            result: components["schemas"]["ImportResult"] | null;
+            /** @description Why the job failed; null unless `status` is `failed` */
+            error: string | null;
+            /** Format: date-time */
+            createdAt: string;
+            /**
+             * Format: date-time
+             * @description When the job succeeded or failed; null until then
+             */
+            finishedAt: string | null;
+        };
+        /**
+         * ItemImportUpload
+         * @description `multipart/form-data` with exactly one part, named `file`.
+         */
+        ItemImportUpload: {
+            /**
+             * Format: binary
+             * @description NDJSON (`.ndjson` or `application/x-ndjson`: one `ItemCreate` object per line, blank lines skipped) or CSV (`.csv` or `text/csv`: RFC 4180, header row exactly `name,description,price,tags`, tags separated by `|`, an empty description is null); UTF-8, at most `UPLOAD_MAX_BYTES` (5 MiB by default)
+             */
+            file: string;
+        };
+        /**
+         * ImageUpload
+         * @description `multipart/form-data` with exactly one part, named `file`.
+         */
+        ImageUpload: {
+            /**
+             * Format: binary
+             * @description A JPEG, PNG, WebP or GIF image, recognised by its bytes (not its name or declared type); at most `UPLOAD_MAX_BYTES` (5 MiB by default)
+             */
+            file: string;
         };
     };
     responses: never;
@@ -1732,6 +2202,1326 @@ export interface operations {
             };
             /** @description The request body media type is not supported by this operation */
             415: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/problem+json": components["schemas"]["Problem"];
+                };
+            };
+            /** @description Too many requests: retry after `Retry-After` seconds */
+            429: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/problem+json": components["schemas"]["Problem"];
+                };
+            };
+            /** @description An unexpected error occurred */
+            500: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/problem+json": components["schemas"]["Problem"];
+                };
+            };
+            /** @description The service is unavailable (shutting down, overloaded or its database is unreachable) */
+            503: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/problem+json": components["schemas"]["Problem"];
+                };
+            };
+        };
+    };
+    listItems: {
+        parameters: {
+            query: {
+                /** @description Page size */
+                limit: number;
+                /** @description The `nextCursor` of the previous page */
+                cursor?: string;
+                /** @description Comma list of `name`, `price`, `createdAt`, `updatedAt`, each optionally prefixed `-` for descending. The id breaks ties. */
+                sort: string;
+                /**
+                 * @description Full-text search over name and description, with English stemming and web search syntax (`"exact phrase"`, `or`, `-word`)
+                 * @example walnut desk
+                 */
+                q?: string;
+                /**
+                 * @description Only items carrying every tag given; repeat the parameter for several
+                 * @example [
+                 *       "furniture"
+                 *     ]
+                 */
+                tag?: string[];
+                /** @description Only the items of this user */
+                ownerId?: string;
+                /** @description Only items costing at least this much */
+                minPrice?: number;
+                /** @description Only items costing at most this much; not below `minPrice` */
+                maxPrice?: number;
+            };
+            header?: never;
+            path?: never;
+            cookie?: never;
+        };
+        requestBody?: never;
+        responses: {
+            /** @description A page of items */
+            200: {
+                headers: {
+                    /** @description RFC 8288 link to the next page (`rel="next"`), when there is one */
+                    Link?: string;
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["ItemPage"];
+                };
+            };
+            /** @description The request is invalid: every failing field is listed in `errors` */
+            400: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/problem+json": components["schemas"]["Problem"];
+                };
+            };
+            /** @description The access token is missing, invalid or expired */
+            401: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/problem+json": components["schemas"]["Problem"];
+                };
+            };
+            /** @description Too many requests: retry after `Retry-After` seconds */
+            429: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/problem+json": components["schemas"]["Problem"];
+                };
+            };
+            /** @description An unexpected error occurred */
+            500: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/problem+json": components["schemas"]["Problem"];
+                };
+            };
+            /** @description The service is unavailable (shutting down, overloaded or its database is unreachable) */
+            503: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/problem+json": components["schemas"]["Problem"];
+                };
+            };
+        };
+    };
+    createItem: {
+        parameters: {
+            query?: never;
+            header?: {
+                /**
+                 * @description Makes a retry safe: a repeat with the same key and body by the same user within 24 h replays the first response (marked `Idempotent-Replayed: true`) instead of running again. The same key with another body is 422; a repeat while the first is still running is 409.
+                 * @example 4f9a7c1e-2b3d-4e5f-8a9b-0c1d2e3f4a5b
+                 */
+                "idempotency-key"?: string;
+            };
+            path?: never;
+            cookie?: never;
+        };
+        requestBody: {
+            content: {
+                "application/json": components["schemas"]["ItemCreate"];
+            };
+        };
+        responses: {
+            /** @description The new item */
+            201: {
+                headers: {
+                    /** @description The URL of the new item */
+                    Location?: string;
+                    /** @description Strong entity tag of this version of the item; send it in `If-Match` or `If-None-Match` */
+                    ETag?: string;
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["Item"];
+                };
+            };
+            /** @description The request is invalid: every failing field is listed in `errors` */
+            400: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/problem+json": components["schemas"]["Problem"];
+                };
+            };
+            /** @description The access token is missing, invalid or expired */
+            401: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/problem+json": components["schemas"]["Problem"];
+                };
+            };
+            /** @description The access token lacks a required scope, or the resource belongs to someone else */
+            403: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/problem+json": components["schemas"]["Problem"];
+                };
+            };
+            /** @description A request with this `Idempotency-Key` is still in progress, or the request conflicts with the current state */
+            409: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/problem+json": components["schemas"]["Problem"];
+                };
+            };
+            /** @description The request body is too large */
+            413: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/problem+json": components["schemas"]["Problem"];
+                };
+            };
+            /** @description The request body media type is not supported by this operation */
+            415: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/problem+json": components["schemas"]["Problem"];
+                };
+            };
+            /** @description This `Idempotency-Key` was used with another request */
+            422: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/problem+json": components["schemas"]["Problem"];
+                };
+            };
+            /** @description Too many requests: retry after `Retry-After` seconds */
+            429: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/problem+json": components["schemas"]["Problem"];
+                };
+            };
+            /** @description An unexpected error occurred */
+            500: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/problem+json": components["schemas"]["Problem"];
+                };
+            };
+            /** @description The service is unavailable (shutting down, overloaded or its database is unreachable) */
+            503: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/problem+json": components["schemas"]["Problem"];
+                };
+            };
+        };
+    };
+    getItem: {
+        parameters: {
+            query?: never;
+            header?: {
+                /**
+                 * @description Answer 304 without a body when the item's current `ETag` is one of these (weak comparison), or for `*`
+                 * @example "0196f1c2-7a8b-7cde-8f01-23456789abcd.3"
+                 */
+                "if-none-match"?: string;
+            };
+            path: {
+                /** @description The resource id */
+                id: string;
+            };
+            cookie?: never;
+        };
+        requestBody?: never;
+        responses: {
+            /** @description The item */
+            200: {
+                headers: {
+                    /** @description Strong entity tag of this version of the item; send it in `If-Match` or `If-None-Match` */
+                    ETag?: string;
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["Item"];
+                };
+            };
+            /** @description Not modified: the version named in `If-None-Match` is current */
+            304: {
+                headers: {
+                    /** @description Strong entity tag of this version of the item; send it in `If-Match` or `If-None-Match` */
+                    ETag?: string;
+                    [name: string]: unknown;
+                };
+                content?: never;
+            };
+            /** @description The request is invalid: every failing field is listed in `errors` */
+            400: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/problem+json": components["schemas"]["Problem"];
+                };
+            };
+            /** @description The access token is missing, invalid or expired */
+            401: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/problem+json": components["schemas"]["Problem"];
+                };
+            };
+            /** @description No such resource */
+            404: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/problem+json": components["schemas"]["Problem"];
+                };
+            };
+            /** @description Too many requests: retry after `Retry-After` seconds */
+            429: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/problem+json": components["schemas"]["Problem"];
+                };
+            };
+            /** @description An unexpected error occurred */
+            500: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/problem+json": components["schemas"]["Problem"];
+                };
+            };
+            /** @description The service is unavailable (shutting down, overloaded or its database is unreachable) */
+            503: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/problem+json": components["schemas"]["Problem"];
+                };
+            };
+        };
+    };
+    replaceItem: {
+        parameters: {
+            query?: never;
+            header?: {
+                /**
+                 * @description Change only if the item's current `ETag` is one of these (strong comparison), or `*` for any; otherwise 412
+                 * @example "0196f1c2-7a8b-7cde-8f01-23456789abcd.3"
+                 */
+                "if-match"?: string;
+            };
+            path: {
+                /** @description The resource id */
+                id: string;
+            };
+            cookie?: never;
+        };
+        requestBody: {
+            content: {
+                "application/json": components["schemas"]["ItemReplace"];
+            };
+        };
+        responses: {
+            /** @description The replaced item */
+            200: {
+                headers: {
+                    /** @description Strong entity tag of this version of the item; send it in `If-Match` or `If-None-Match` */
+                    ETag?: string;
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["Item"];
+                };
+            };
+            /** @description The request is invalid: every failing field is listed in `errors` */
+            400: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/problem+json": components["schemas"]["Problem"];
+                };
+            };
+            /** @description The access token is missing, invalid or expired */
+            401: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/problem+json": components["schemas"]["Problem"];
+                };
+            };
+            /** @description The access token lacks a required scope, or the resource belongs to someone else */
+            403: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/problem+json": components["schemas"]["Problem"];
+                };
+            };
+            /** @description No such resource */
+            404: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/problem+json": components["schemas"]["Problem"];
+                };
+            };
+            /** @description The request conflicts with the current state */
+            409: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/problem+json": components["schemas"]["Problem"];
+                };
+            };
+            /** @description The `If-Match` precondition failed */
+            412: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/problem+json": components["schemas"]["Problem"];
+                };
+            };
+            /** @description The request body is too large */
+            413: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/problem+json": components["schemas"]["Problem"];
+                };
+            };
+            /** @description The request body media type is not supported by this operation */
+            415: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/problem+json": components["schemas"]["Problem"];
+                };
+            };
+            /** @description Too many requests: retry after `Retry-After` seconds */
+            429: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/problem+json": components["schemas"]["Problem"];
+                };
+            };
+            /** @description An unexpected error occurred */
+            500: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/problem+json": components["schemas"]["Problem"];
+                };
+            };
+            /** @description The service is unavailable (shutting down, overloaded or its database is unreachable) */
+            503: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/problem+json": components["schemas"]["Problem"];
+                };
+            };
+        };
+    };
+    deleteItem: {
+        parameters: {
+            query?: never;
+            header?: {
+                /**
+                 * @description Change only if the item's current `ETag` is one of these (strong comparison), or `*` for any; otherwise 412
+                 * @example "0196f1c2-7a8b-7cde-8f01-23456789abcd.3"
+                 */
+                "if-match"?: string;
+            };
+            path: {
+                /** @description The resource id */
+                id: string;
+            };
+            cookie?: never;
+        };
+        requestBody?: never;
+        responses: {
+            /** @description Deleted */
+            204: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content?: never;
+            };
+            /** @description The request is invalid: every failing field is listed in `errors` */
+            400: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/problem+json": components["schemas"]["Problem"];
+                };
+            };
+            /** @description The access token is missing, invalid or expired */
+            401: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/problem+json": components["schemas"]["Problem"];
+                };
+            };
+            /** @description The access token lacks a required scope, or the resource belongs to someone else */
+            403: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/problem+json": components["schemas"]["Problem"];
+                };
+            };
+            /** @description No such resource */
+            404: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/problem+json": components["schemas"]["Problem"];
+                };
+            };
+            /** @description The request conflicts with the current state */
+            409: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/problem+json": components["schemas"]["Problem"];
+                };
+            };
+            /** @description The `If-Match` precondition failed */
+            412: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/problem+json": components["schemas"]["Problem"];
+                };
+            };
+            /** @description Too many requests: retry after `Retry-After` seconds */
+            429: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/problem+json": components["schemas"]["Problem"];
+                };
+            };
+            /** @description An unexpected error occurred */
+            500: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/problem+json": components["schemas"]["Problem"];
+                };
+            };
+            /** @description The service is unavailable (shutting down, overloaded or its database is unreachable) */
+            503: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/problem+json": components["schemas"]["Problem"];
+                };
+            };
+        };
+    };
+    updateItem: {
+        parameters: {
+            query?: never;
+            header?: {
+                /**
+                 * @description Change only if the item's current `ETag` is one of these (strong comparison), or `*` for any; otherwise 412
+                 * @example "0196f1c2-7a8b-7cde-8f01-23456789abcd.3"
+                 */
+                "if-match"?: string;
+            };
+            path: {
+                /** @description The resource id */
+                id: string;
+            };
+            cookie?: never;
+        };
+        requestBody: {
+            content: {
+                "application/json": components["schemas"]["ItemUpdate"];
+                "application/merge-patch+json": components["schemas"]["ItemUpdate"];
+            };
+        };
+        responses: {
+            /** @description The changed item */
+            200: {
+                headers: {
+                    /** @description Strong entity tag of this version of the item; send it in `If-Match` or `If-None-Match` */
+                    ETag?: string;
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["Item"];
+                };
+            };
+            /** @description The request is invalid: every failing field is listed in `errors` */
+            400: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/problem+json": components["schemas"]["Problem"];
+                };
+            };
+            /** @description The access token is missing, invalid or expired */
+            401: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/problem+json": components["schemas"]["Problem"];
+                };
+            };
+            /** @description The access token lacks a required scope, or the resource belongs to someone else */
+            403: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/problem+json": components["schemas"]["Problem"];
+                };
+            };
+            /** @description No such resource */
+            404: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/problem+json": components["schemas"]["Problem"];
+                };
+            };
+            /** @description The request conflicts with the current state */
+            409: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/problem+json": components["schemas"]["Problem"];
+                };
+            };
+            /** @description The `If-Match` precondition failed */
+            412: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/problem+json": components["schemas"]["Problem"];
+                };
+            };
+            /** @description The request body is too large */
+            413: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/problem+json": components["schemas"]["Problem"];
+                };
+            };
+            /** @description The request body media type is not supported by this operation */
+            415: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/problem+json": components["schemas"]["Problem"];
+                };
+            };
+            /** @description Too many requests: retry after `Retry-After` seconds */
+            429: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/problem+json": components["schemas"]["Problem"];
+                };
+            };
+            /** @description An unexpected error occurred */
+            500: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/problem+json": components["schemas"]["Problem"];
+                };
+            };
+            /** @description The service is unavailable (shutting down, overloaded or its database is unreachable) */
+            503: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/problem+json": components["schemas"]["Problem"];
+                };
+            };
+        };
+    };
+    importItems: {
+        parameters: {
+            query?: never;
+            header?: {
+                /**
+                 * @description Makes a retry safe: a repeat with the same key and body by the same user within 24 h replays the first response (marked `Idempotent-Replayed: true`) instead of running again. The same key with another body is 422; a repeat while the first is still running is 409.
+                 * @example 4f9a7c1e-2b3d-4e5f-8a9b-0c1d2e3f4a5b
+                 */
+                "idempotency-key"?: string;
+            };
+            path?: never;
+            cookie?: never;
+        };
+        requestBody: {
+            content: {
+                "multipart/form-data": components["schemas"]["ItemImportUpload"];
+            };
+        };
+        responses: {
+            /** @description Accepted: the import is queued */
+            202: {
+                headers: {
+                    /** @description The URL of the job */
+                    Location?: string;
+                    /** @description The strong entity tag of the job as it is now; send it as `If-None-Match` */
+                    ETag?: string;
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["Job"];
+                };
+            };
+            /** @description The request is invalid: every failing field is listed in `errors` */
+            400: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/problem+json": components["schemas"]["Problem"];
+                };
+            };
+            /** @description The access token is missing, invalid or expired */
+            401: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/problem+json": components["schemas"]["Problem"];
+                };
+            };
+            /** @description The access token lacks a required scope, or the resource belongs to someone else */
+            403: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/problem+json": components["schemas"]["Problem"];
+                };
+            };
+            /** @description A request with this `Idempotency-Key` is still in progress, or the request conflicts with the current state */
+            409: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/problem+json": components["schemas"]["Problem"];
+                };
+            };
+            /** @description The request body is too large */
+            413: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/problem+json": components["schemas"]["Problem"];
+                };
+            };
+            /** @description The request body media type is not supported by this operation */
+            415: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/problem+json": components["schemas"]["Problem"];
+                };
+            };
+            /** @description This `Idempotency-Key` was used with another request */
+            422: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/problem+json": components["schemas"]["Problem"];
+                };
+            };
+            /** @description Too many requests: retry after `Retry-After` seconds */
+            429: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/problem+json": components["schemas"]["Problem"];
+                };
+            };
+            /** @description An unexpected error occurred */
+            500: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/problem+json": components["schemas"]["Problem"];
+                };
+            };
+            /** @description The service is unavailable (shutting down, overloaded or its database is unreachable) */
+            503: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/problem+json": components["schemas"]["Problem"];
+                };
+            };
+        };
+    };
+    getJob: {
+        parameters: {
+            query?: never;
+            header?: never;
+            path: {
+                /** @description The resource id */
+                id: string;
+            };
+            cookie?: never;
+        };
+        requestBody?: never;
+        responses: {
+            /** @description The job */
+            200: {
+                headers: {
+                    /** @description The strong entity tag of the job as it is now; send it as `If-None-Match` */
+                    ETag?: string;
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["Job"];
+                };
+            };
+            /** @description Not modified: `If-None-Match` matches the current `ETag` */
+            304: {
+                headers: {
+                    /** @description The strong entity tag of the job as it is now; send it as `If-None-Match` */
+                    ETag?: string;
+                    [name: string]: unknown;
+                };
+                content?: never;
+            };
+            /** @description The request is invalid: every failing field is listed in `errors` */
+            400: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/problem+json": components["schemas"]["Problem"];
+                };
+            };
+            /** @description The access token is missing, invalid or expired */
+            401: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/problem+json": components["schemas"]["Problem"];
+                };
+            };
+            /** @description The access token lacks a required scope, or the resource belongs to someone else */
+            403: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/problem+json": components["schemas"]["Problem"];
+                };
+            };
+            /** @description No such resource */
+            404: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/problem+json": components["schemas"]["Problem"];
+                };
+            };
+            /** @description Too many requests: retry after `Retry-After` seconds */
+            429: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/problem+json": components["schemas"]["Problem"];
+                };
+            };
+            /** @description An unexpected error occurred */
+            500: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/problem+json": components["schemas"]["Problem"];
+                };
+            };
+            /** @description The service is unavailable (shutting down, overloaded or its database is unreachable) */
+            503: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/problem+json": components["schemas"]["Problem"];
+                };
+            };
+        };
+    };
+    getItemImage: {
+        parameters: {
+            query?: never;
+            header?: {
+                /**
+                 * @description Answer 304 without a body when the image's current `ETag` is one of these (weak comparison), or for `*`
+                 * @example "9f86d081884c7d659a2feaa0c55ad015a3bf4f1b2b0b822cd15d6c15b0f00a08"
+                 */
+                "if-none-match"?: string;
+            };
+            path: {
+                /** @description The resource id */
+                id: string;
+            };
+            cookie?: never;
+        };
+        requestBody?: never;
+        responses: {
+            /** @description The image, byte for byte, with the content type recognised at upload */
+            200: {
+                headers: {
+                    /** @description Strong validator derived from the SHA-256 of the bytes; send it as `If-None-Match` */
+                    ETag?: string;
+                    /** @description `public, no-cache`: caches keep the image but revalidate it, since a replaced image keeps its URL */
+                    "Cache-Control"?: string;
+                    /** @description The size of the image in bytes */
+                    "Content-Length"?: number;
+                    [name: string]: unknown;
+                };
+                content: {
+                    "image/jpeg": string;
+                    "image/png": string;
+                    "image/webp": string;
+                    "image/gif": string;
+                };
+            };
+            /** @description Not modified: `If-None-Match` matches the current `ETag` */
+            304: {
+                headers: {
+                    /** @description Strong validator derived from the SHA-256 of the bytes; send it as `If-None-Match` */
+                    ETag?: string;
+                    /** @description `public, no-cache`: caches keep the image but revalidate it, since a replaced image keeps its URL */
+                    "Cache-Control"?: string;
+                    [name: string]: unknown;
+                };
+                content?: never;
+            };
+            /** @description The request is invalid: every failing field is listed in `errors` */
+            400: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/problem+json": components["schemas"]["Problem"];
+                };
+            };
+            /** @description The access token is missing, invalid or expired */
+            401: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/problem+json": components["schemas"]["Problem"];
+                };
+            };
+            /** @description No such resource */
+            404: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/problem+json": components["schemas"]["Problem"];
+                };
+            };
+            /** @description Too many requests: retry after `Retry-After` seconds */
+            429: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/problem+json": components["schemas"]["Problem"];
+                };
+            };
+            /** @description An unexpected error occurred */
+            500: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/problem+json": components["schemas"]["Problem"];
+                };
+            };
+            /** @description The service is unavailable (shutting down, overloaded or its database is unreachable) */
+            503: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/problem+json": components["schemas"]["Problem"];
+                };
+            };
+        };
+    };
+    uploadItemImage: {
+        parameters: {
+            query?: never;
+            header?: never;
+            path: {
+                /** @description The resource id */
+                id: string;
+            };
+            cookie?: never;
+        };
+        requestBody: {
+            content: {
+                "multipart/form-data": components["schemas"]["ImageUpload"];
+            };
+        };
+        responses: {
+            /** @description The item, with its new `imageUrl` and `version` */
+            200: {
+                headers: {
+                    /** @description The strong entity tag of the updated item */
+                    ETag?: string;
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["Item"];
+                };
+            };
+            /** @description The request is invalid: every failing field is listed in `errors` */
+            400: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/problem+json": components["schemas"]["Problem"];
+                };
+            };
+            /** @description The access token is missing, invalid or expired */
+            401: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/problem+json": components["schemas"]["Problem"];
+                };
+            };
+            /** @description The access token lacks a required scope, or the resource belongs to someone else */
+            403: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/problem+json": components["schemas"]["Problem"];
+                };
+            };
+            /** @description No such resource */
+            404: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/problem+json": components["schemas"]["Problem"];
+                };
+            };
+            /** @description The request body is too large */
+            413: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/problem+json": components["schemas"]["Problem"];
+                };
+            };
+            /** @description The request body media type is not supported by this operation */
+            415: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/problem+json": components["schemas"]["Problem"];
+                };
+            };
+            /** @description Too many requests: retry after `Retry-After` seconds */
+            429: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/problem+json": components["schemas"]["Problem"];
+                };
+            };
+            /** @description An unexpected error occurred */
+            500: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/problem+json": components["schemas"]["Problem"];
+                };
+            };
+            /** @description The service is unavailable (shutting down, overloaded or its database is unreachable) */
+            503: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/problem+json": components["schemas"]["Problem"];
+                };
+            };
+        };
+    };
+    uploadAvatar: {
+        parameters: {
+            query?: never;
+            header?: never;
+            path?: never;
+            cookie?: never;
+        };
+        requestBody: {
+            content: {
+                "multipart/form-data": components["schemas"]["ImageUpload"];
+            };
+        };
+        responses: {
+            /** @description Your account, with its `avatarUrl` */
+            200: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["User"];
+                };
+            };
+            /** @description The request is invalid: every failing field is listed in `errors` */
+            400: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/problem+json": components["schemas"]["Problem"];
+                };
+            };
+            /** @description The access token is missing, invalid or expired */
+            401: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/problem+json": components["schemas"]["Problem"];
+                };
+            };
+            /** @description The access token lacks a required scope, or the resource belongs to someone else */
+            403: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/problem+json": components["schemas"]["Problem"];
+                };
+            };
+            /** @description The request body is too large */
+            413: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/problem+json": components["schemas"]["Problem"];
+                };
+            };
+            /** @description The request body media type is not supported by this operation */
+            415: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/problem+json": components["schemas"]["Problem"];
+                };
+            };
+            /** @description Too many requests: retry after `Retry-After` seconds */
+            429: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/problem+json": components["schemas"]["Problem"];
+                };
+            };
+            /** @description An unexpected error occurred */
+            500: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/problem+json": components["schemas"]["Problem"];
+                };
+            };
+            /** @description The service is unavailable (shutting down, overloaded or its database is unreachable) */
+            503: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/problem+json": components["schemas"]["Problem"];
+                };
+            };
+        };
+    };
+    getUserAvatar: {
+        parameters: {
+            query?: never;
+            header?: {
+                /**
+                 * @description Answer 304 without a body when the image's current `ETag` is one of these (weak comparison), or for `*`
+                 * @example "9f86d081884c7d659a2feaa0c55ad015a3bf4f1b2b0b822cd15d6c15b0f00a08"
+                 */
+                "if-none-match"?: string;
+            };
+            path: {
+                /** @description The resource id */
+                id: string;
+            };
+            cookie?: never;
+        };
+        requestBody?: never;
+        responses: {
+            /** @description The avatar, byte for byte, with the content type recognised at upload */
+            200: {
+                headers: {
+                    /** @description Strong validator derived from the SHA-256 of the bytes; send it as `If-None-Match` */
+                    ETag?: string;
+                    /** @description `public, no-cache`: caches keep the image but revalidate it, since a replaced image keeps its URL */
+                    "Cache-Control"?: string;
+                    /** @description The size of the image in bytes */
+                    "Content-Length"?: number;
+                    [name: string]: unknown;
+                };
+                content: {
+                    "image/jpeg": string;
+                    "image/png": string;
+                    "image/webp": string;
+                    "image/gif": string;
+                };
+            };
+            /** @description Not modified: `If-None-Match` matches the current `ETag` */
+            304: {
+                headers: {
+                    /** @description Strong validator derived from the SHA-256 of the bytes; send it as `If-None-Match` */
+                    ETag?: string;
+                    /** @description `public, no-cache`: caches keep the image but revalidate it, since a replaced image keeps its URL */
+                    "Cache-Control"?: string;
+                    [name: string]: unknown;
+                };
+                content?: never;
+            };
+            /** @description The request is invalid: every failing field is listed in `errors` */
+            400: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/problem+json": components["schemas"]["Problem"];
+                };
+            };
+            /** @description The access token is missing, invalid or expired */
+            401: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/problem+json": components["schemas"]["Problem"];
+                };
+            };
+            /** @description No such resource */
+            404: {
                 headers: {
                     [name: string]: unknown;
                 };

@@ -3,8 +3,11 @@ import { DateTime, IdParamsSchema, Nullable, Page, PaginationQuery, problems, Re
 
 const Name = Type.String({ minLength: 1, maxLength: 200, description: 'Display name, 1 to 200 characters', examples: ['Walnut desk'] })
 const Description = Nullable(Type.String({ maxLength: 5000, description: 'Free text up to 5,000 characters; null when none', examples: ['Solid walnut, 140 × 70 cm.'] }))
-/** Money: a JSON number with at most 2 decimals, stored exactly as Postgres `numeric(12,2)`. */
-const Price = Type.Number({ minimum: 0, maximum: 1_000_000_000, multipleOf: 0.01, description: 'Price with at most 2 decimals, from 0 to 1,000,000,000', examples: [19.99] })
+/**
+ * Money: a JSON number with at most 2 decimals, stored exactly as Postgres `numeric(12,2)`. Examples use prices whose
+ * quotient by 0.01 is exact in floating point, so documentation tools checking `multipleOf` naively accept them.
+ */
+const Price = Type.Number({ minimum: 0, maximum: 1_000_000_000, multipleOf: 0.01, description: 'Price with at most 2 decimals, from 0 to 1,000,000,000', examples: [24.99] })
 const Tags = Type.Array(Type.String({ minLength: 1, maxLength: 40 }), { maxItems: 20, uniqueItems: true, description: 'Up to 20 distinct tags of 1 to 40 characters', examples: [['furniture', 'walnut']] })
 
 export const ItemSchema = StrictObject({
@@ -27,7 +30,7 @@ export const ItemSchema = StrictObject({
     ownerId: '0196f1c2-0000-7cde-8f01-23456789abcd',
     name: 'Walnut desk',
     description: 'Solid walnut, 140 × 70 cm.',
-    price: 19.99,
+    price: 24.99,
     tags: ['furniture', 'walnut'],
     imageUrl: null,
     version: 1,
@@ -45,7 +48,7 @@ export const ItemCreateSchema = StrictObject({
   $id: 'ItemCreate',
   title: 'ItemCreate',
   description: 'A new item: `description` defaults to null and `tags` to none.',
-  examples: [{ name: 'Walnut desk', description: 'Solid walnut, 140 × 70 cm.', price: 19.99, tags: ['furniture', 'walnut'] }]
+  examples: [{ name: 'Walnut desk', description: 'Solid walnut, 140 × 70 cm.', price: 24.99, tags: ['furniture', 'walnut'] }]
 })
 
 export const ItemReplaceSchema = StrictObject({

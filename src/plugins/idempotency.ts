@@ -102,13 +102,12 @@ export default fp(async function idempotency (app: FastifyInstance, options: Ide
     }
   }
 
-  async function replay (reply: FastifyReply, stored: typeof idempotencyKeys.$inferSelect): Promise<FastifyReply> {
-    return await reply
+  const replay = (reply: FastifyReply, stored: typeof idempotencyKeys.$inferSelect): FastifyReply =>
+    reply
       .code(stored.responseStatus ?? 200)
       .headers(stored.responseHeaders ?? {})
       .header('idempotent-replayed', 'true')
       .send(stored.responseBody ?? '')
-  }
 
   const claimKey = (fingerprintOf: IdempotencyOptions['fingerprint']): preHandlerAsyncHookHandler => async (request, reply) => {
     const key = request.headers[HEADER]
@@ -141,7 +140,7 @@ export default fp(async function idempotency (app: FastifyInstance, options: Ide
           headers: { 'retry-after': '1' }
         })
       }
-      return await replay(reply, stored)
+      return replay(reply, stored)
     }
     throw new HttpProblem(409, 'This Idempotency-Key is changing hands: retry', { code: 'idempotency-key-in-progress', headers: { 'retry-after': '1' } })
   }

@@ -34,11 +34,13 @@ declare module 'fastify' {
 }
 
 /**
- * Retries cover crashes, shutdowns mid-import and database outages, with a growing delay (1 s, 2 s, 4 s, … about 17 min in all).
+ * Retries cover crashes, shutdowns mid-import and database outages, with a growing, jittered delay (1–2 s, 2–4 s, …;
+ * 17 to 34 min in all).
  * A worker that dies holding a job leaves it active until it expires, after which another worker takes it.
  */
 const RETRIES = { retryLimit: 10, retryDelay: 1, retryBackoff: true, expireInSeconds: 15 * 60 }
-const STOP_TIMEOUT_MS = 10_000
+// Within the server's shutdown grace period; an import still running then is failed over to a retry.
+const STOP_TIMEOUT_MS = 5_000
 
 /** `$1`-style SQL text and values as a drizzle query, so pg-boss can write through one of our transactions. */
 export function boundSql (text: string, values: unknown[]): SQL {

@@ -45,7 +45,12 @@ export async function build (
 ): Promise<FastifyInstance> {
   const { databaseUrl, pglite } = await freshDatabase(t)
   const config = testConfig({ ...env, ...(databaseUrl === undefined ? {} : { DATABASE_URL: databaseUrl }) })
-  const app = await buildApp(config, { ...options, database: { ...options.database, ...(pglite === undefined ? {} : { pglite }) } })
+  const app = await buildApp(config, {
+    // Tests run in parallel on busy machines, where the event loop lags: no shedding unless a test asks for it.
+    loadShedding: { maxEventLoopDelay: 0, maxHeapUsedBytes: 0 },
+    ...options,
+    database: { ...options.database, ...(pglite === undefined ? {} : { pglite }) }
+  })
   t.teardown(() => app.close())
   await register(app)
   await app.ready()

@@ -82,7 +82,9 @@ export default fp(async function rateLimits (app: FastifyInstance, { config }: {
         if (tightest === undefined || result.remaining < tightest.remaining) tightest = result
         if (result.isExceeded) retryAfter = Math.max(retryAfter, result.ttlInSeconds, 1)
       }
-      if (tightest !== undefined) {
+      // Several hooks may limit one request (per client, then per route): the headers describe the tightest of all.
+      const current = reply.getHeader('ratelimit-remaining')
+      if (tightest !== undefined && (current === undefined || Number(current) > tightest.remaining)) {
         reply.header('ratelimit-limit', tightest.max)
         reply.header('ratelimit-remaining', tightest.remaining)
         reply.header('ratelimit-reset', tightest.ttlInSeconds)

@@ -1,7 +1,7 @@
 import multipart from '@fastify/multipart'
 import type { FastifyPluginAsyncTypebox } from '@fastify/type-provider-typebox'
 import type { TSchema } from '@sinclair/typebox'
-import type { FastifyInstance, FastifyReply, FastifySchema, FastifySchemaCompiler } from 'fastify'
+import type { FastifyInstance, FastifyReply } from 'fastify'
 import { filesComponents, getItemImage, getUserAvatar, uploadAvatar, uploadItemImage } from '../../schemas/files.js'
 import { ItemSchema } from '../../schemas/items.js'
 import { UserSchema } from '../../schemas/users.js'
@@ -9,11 +9,11 @@ import type { Config } from '../config.js'
 import { findItemById, itemEtag, toItem } from '../items/repository.js'
 import { assertOwnerOrAdmin } from '../lib/ownership.js'
 import { notFound } from '../lib/problem.js'
-import { schemaController } from '../lib/validation.js'
 import { currentPrincipal } from '../plugins/auth.js'
 import { toUser } from '../users/repository.js'
 import * as repository from './repository.js'
-import { readImageUpload, requireMultipart, uploadLimits } from './upload.js'
+import { requireMultipart, streamedBodyValidator, uploadLimits } from '../lib/multipart.js'
+import { readImageUpload } from './upload.js'
 
 /** Caches may keep an image but must revalidate it: a replaced image keeps its URL, and a 304 is cheap. */
 const IMAGE_CACHE_CONTROL = 'public, no-cache'
@@ -34,17 +34,6 @@ function sendImage (reply: FastifyReply, image: repository.StoredImage): Fastify
   if (image.data === null) return reply.code(304).send()
   // PGlite hands bytea over as a Uint8Array, node-postgres as a Buffer: a view, not a copy.
   return reply.type(image.contentType).send(Buffer.from(image.data.buffer, image.data.byteOffset, image.data.byteLength))
-}
-
-/**
- * The path parameters of an upload route are validated as on every route; its body is read as a
- * stream by the handler and never becomes `request.body`, so its documented schema is not checked.
- */
-function streamedBodyValidator (): FastifySchemaCompiler<FastifySchema> {
-  const buildValidator = schemaController().compilersFactory?.buildValidator
-  if (buildValidator === undefined) throw new Error('the schema controller has no validator factory')
-  const compile = buildValidator({}) as unknown as FastifySchemaCompiler<FastifySchema>
-  return (route) => route.httpPart === 'body' ? () => true : compile(route)
 }
 
 /** Registers `schemas` unless an enclosing scope already has (the resource's own plugin may register them at the root). */

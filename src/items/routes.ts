@@ -9,7 +9,7 @@ import { assertOwnerOrAdmin } from '../lib/ownership.js'
 import { CursorCodec, nextLink } from '../lib/pagination.js'
 import { badRequest, conflict, HttpProblem, notFound } from '../lib/problem.js'
 import { currentPrincipal } from '../plugins/auth.js'
-import { ifMatchHolds, ifNoneMatchFails } from './conditional.js'
+import { ifMatchHolds, ifNoneMatchFails } from '../lib/conditional.js'
 import * as repository from './repository.js'
 
 /** A write racing this many others in a row gives up with a 409 rather than retrying forever. */

@@ -4,6 +4,7 @@ import { ItemCreateSchema, type ItemCreate } from '../../schemas/items.js'
 import { MAX_LISTED_IMPORT_ERRORS, type ImportError, type ImportResult } from '../../schemas/jobs.js'
 import type { Db } from '../db/client.js'
 import { insertItem } from '../items/repository.js'
+import { bodyOptions } from '../lib/validation.js'
 import { validationIssues } from '../plugins/errors.js'
 import { findInputFile, findJobById, lockJob, updateJob, type ImportFormat, type JobRow } from './repository.js'
 
@@ -36,13 +37,13 @@ const MAX_TEXT = 1000
 type Validator = ((data: unknown) => boolean) & { errors?: Parameters<typeof validationIssues>[1] | null }
 
 /**
- * `ItemCreate` with the settings the API uses for JSON bodies (src/lib/validation.ts): every error,
- * no coercion, unknown fields refused, and prices to 2 decimals despite floating point.
+ * `ItemCreate` with the settings the API uses for JSON bodies: every error, no coercion, unknown
+ * fields refused, prices to 2 decimals; without defaults, so a row is stored as it was written.
  */
 const validateItem: Validator = (() => {
   let validator: Validator | undefined
   AjvCompiler()({}, {
-    customOptions: { allErrors: true, removeAdditional: false, useDefaults: false, coerceTypes: false, multipleOfPrecision: 6 },
+    customOptions: { ...bodyOptions, useDefaults: false },
     onCreate: (ajv) => { validator = ajv.compile(ItemCreateSchema) as Validator }
   })
   if (validator === undefined) throw new Error('the row validator was not compiled')

@@ -4,20 +4,13 @@ import type { FastifyPluginAsyncTypebox } from '@fastify/type-provider-typebox'
 import type { FastifyRequest } from 'fastify'
 import { getJob, importItems, jobsComponents } from '../../schemas/jobs.js'
 import type { Config } from '../config.js'
+import { ifNoneMatchFails } from '../lib/conditional.js'
 import { assertOwnerOrAdmin } from '../lib/ownership.js'
 import { notFound } from '../lib/problem.js'
 import { currentPrincipal } from '../plugins/auth.js'
 import { findJobById, insertImportJob, jobEtag, jobUrl, toJob } from './repository.js'
-import { readImportUpload, requireMultipart, streamedBodyValidator, uploadLimits, type ImportUpload } from './upload.js'
-
-/** Whether an `If-None-Match` header matches `etag` (weak comparison, as RFC 9110 says for it). */
-function matches (header: string | undefined, etag: string): boolean {
-  if (header === undefined) return false
-  return header.split(',').some((tag) => {
-    const candidate = tag.trim()
-    return candidate === '*' || candidate.replace(/^W\//, '') === etag
-  })
-}
+import { requireMultipart, streamedBodyValidator, uploadLimits } from '../lib/multipart.js'
+import { readImportUpload, type ImportUpload } from './upload.js'
 
 /** Item imports (queued, 202) and the jobs that run them. Multipart bodies are accepted on the import route only. */
 const jobs: FastifyPluginAsyncTypebox<{ config: Config }> = async (app, { config }) => {
@@ -61,7 +54,7 @@ const jobs: FastifyPluginAsyncTypebox<{ config: Config }> = async (app, { config
     const job = toJob(row)
     const etag = jobEtag(job)
     reply.header('etag', etag).header('cache-control', 'private, no-cache')
-    if (matches(request.headers['if-none-match'], etag)) return reply.code(304).send()
+    if (ifNoneMatchFails(request.headers['if-none-match'], etag)) return reply.code(304).send()
     return job
   })
 }

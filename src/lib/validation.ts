@@ -4,7 +4,7 @@ import type { FastifySchemaCompiler, FastifyServerOptions, FastifySchema } from 
 /** `multipleOfPrecision`: with floating point, 19.99 is not an exact multiple of 0.01; compare to 1e-6. */
 const shared = { allErrors: true, removeAdditional: false, useDefaults: true, multipleOfPrecision: 6 } as const
 /** JSON bodies keep their types: `"name": 123` is an error, never "123". */
-const bodyOptions = { ...shared, coerceTypes: false } as const
+export const bodyOptions = { ...shared, coerceTypes: false } as const
 /** Query strings, path parameters and headers are text: coerce them (`limit=20`, a repeated `tag`). */
 const textOptions = { ...shared, coerceTypes: 'array' } as const
 

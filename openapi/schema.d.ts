@@ -2338,7 +2338,7 @@ export interface operations {
                  * @description Makes a retry safe: a repeat with the same key and body by the same user within 24 h replays the first response (marked `Idempotent-Replayed: true`) instead of running again. The same key with another body is 422; a repeat while the first is still running is 409.
                  * @example 4f9a7c1e-2b3d-4e5f-8a9b-0c1d2e3f4a5b
                  */
-                "idempotency-key"?: string;
+                "Idempotency-Key"?: string;
             };
             path?: never;
             cookie?: never;
@@ -2462,7 +2462,7 @@ export interface operations {
                  * @description Answer 304 without a body when the item's current `ETag` is one of these (weak comparison), or for `*`
                  * @example "0196f1c2-7a8b-7cde-8f01-23456789abcd.3"
                  */
-                "if-none-match"?: string;
+                "If-None-Match"?: string;
             };
             path: {
                 /** @description The resource id */
@@ -2556,7 +2556,7 @@ export interface operations {
                  * @description Change only if the item's current `ETag` is one of these (strong comparison), or `*` for any; otherwise 412
                  * @example "0196f1c2-7a8b-7cde-8f01-23456789abcd.3"
                  */
-                "if-match"?: string;
+                "If-Match"?: string;
             };
             path: {
                 /** @description The resource id */
@@ -2690,7 +2690,7 @@ export interface operations {
                  * @description Change only if the item's current `ETag` is one of these (strong comparison), or `*` for any; otherwise 412
                  * @example "0196f1c2-7a8b-7cde-8f01-23456789abcd.3"
                  */
-                "if-match"?: string;
+                "If-Match"?: string;
             };
             path: {
                 /** @description The resource id */
@@ -2798,7 +2798,7 @@ export interface operations {
                  * @description Change only if the item's current `ETag` is one of these (strong comparison), or `*` for any; otherwise 412
                  * @example "0196f1c2-7a8b-7cde-8f01-23456789abcd.3"
                  */
-                "if-match"?: string;
+                "If-Match"?: string;
             };
             path: {
                 /** @description The resource id */
@@ -2933,7 +2933,7 @@ export interface operations {
                  * @description Makes a retry safe: a repeat with the same key and body by the same user within 24 h replays the first response (marked `Idempotent-Replayed: true`) instead of running again. The same key with another body is 422; a repeat while the first is still running is 409.
                  * @example 4f9a7c1e-2b3d-4e5f-8a9b-0c1d2e3f4a5b
                  */
-                "idempotency-key"?: string;
+                "Idempotency-Key"?: string;
             };
             path?: never;
             cookie?: never;
@@ -3154,7 +3154,7 @@ export interface operations {
                  * @description Answer 304 without a body when the image's current `ETag` is one of these (weak comparison), or for `*`
                  * @example "9f86d081884c7d659a2feaa0c55ad015a3bf4f1b2b0b822cd15d6c15b0f00a08"
                  */
-                "if-none-match"?: string;
+                "If-None-Match"?: string;
             };
             path: {
                 /** @description The resource id */
@@ -3463,7 +3463,7 @@ export interface operations {
                  * @description Answer 304 without a body when the image's current `ETag` is one of these (weak comparison), or for `*`
                  * @example "9f86d081884c7d659a2feaa0c55ad015a3bf4f1b2b0b822cd15d6c15b0f00a08"
                  */
-                "if-none-match"?: string;
+                "If-None-Match"?: string;
             };
             path: {
                 /** @description The resource id */

@@ -118,3 +118,7 @@ export type Scope = keyof typeof SCOPES
  * `requires(['items:write'], ['admin'])` means "items:write, or admin". No argument means public.
  */
 export const requires = (...alternatives: Scope[][]) => alternatives.map((scopes) => ({ [OAUTH2_SCHEME]: scopes }))
+
+/** A list of entity tags, as `If-Match` and `If-None-Match` carry. */
+export const EntityTagsHeader = (description: string, example: string) =>
+  Type.Optional(Type.String({ minLength: 1, maxLength: 2000, description, examples: [example] }))

@@ -1,5 +1,5 @@
 import { Type } from '@sinclair/typebox'
-import { IdParamsSchema, problems, Ref, requires, StrictObject } from './common.js'
+import { EntityTagsHeader, IdParamsSchema, problems, Ref, requires, StrictObject } from './common.js'
 import { ItemSchema } from './items.js'
 import { UserSchema } from './users.js'
 
@@ -34,14 +34,8 @@ const imageHeaders = {
   'Content-Length': { type: 'integer', minimum: 0, description: 'The size of the image in bytes' }
 }
 
-// Header names in lower case, as Node presents them (our validator does not normalize header schemas).
 const IfNoneMatchHeaders = Type.Object({
-  'if-none-match': Type.Optional(Type.String({
-    minLength: 1,
-    maxLength: 2000,
-    description: 'Answer 304 without a body when the image\'s current `ETag` is one of these (weak comparison), or for `*`',
-    examples: ['"9f86d081884c7d659a2feaa0c55ad015a3bf4f1b2b0b822cd15d6c15b0f00a08"']
-  }))
+  'If-None-Match': EntityTagsHeader('Answer 304 without a body when the image\'s current `ETag` is one of these (weak comparison), or for `*`', '"9f86d081884c7d659a2feaa0c55ad015a3bf4f1b2b0b822cd15d6c15b0f00a08"')
 })
 
 const imageResponses = (what: string) => ({

@@ -1,5 +1,5 @@
 import { Type, type Static } from '@sinclair/typebox'
-import { DateTime, IdParamsSchema, Nullable, Page, PaginationQuery, problems, Ref, requires, StrictObject, Uuid } from './common.js'
+import { DateTime, EntityTagsHeader, IdParamsSchema, Nullable, Page, PaginationQuery, problems, Ref, requires, StrictObject, Uuid } from './common.js'
 
 const Name = Type.String({ minLength: 1, maxLength: 200, description: 'Display name, 1 to 200 characters', examples: ['Walnut desk'] })
 const Description = Nullable(Type.String({ maxLength: 5000, description: 'Free text up to 5,000 characters; null when none', examples: ['Solid walnut, 140 × 70 cm.'] }))
@@ -112,23 +112,12 @@ export const MERGE_PATCH_TYPES = ['application/json', 'application/merge-patch+j
 const etag = { ETag: { type: 'string', maxLength: 200, description: 'Strong entity tag of this version of the item; send it in `If-Match` or `If-None-Match`' } }
 const json = <T>(schema: T) => ({ 'application/json': { schema } })
 
-// Header names in lower case, as Node presents them: Fastify normalizes header schemas only for its default validator.
 const IfMatchHeaders = Type.Object({
-  'if-match': Type.Optional(Type.String({
-    minLength: 1,
-    maxLength: 2000,
-    description: 'Change only if the item\'s current `ETag` is one of these (strong comparison), or `*` for any; otherwise 412',
-    examples: ['"0196f1c2-7a8b-7cde-8f01-23456789abcd.3"']
-  }))
+  'If-Match': EntityTagsHeader('Change only if the item\'s current `ETag` is one of these (strong comparison), or `*` for any; otherwise 412', '"0196f1c2-7a8b-7cde-8f01-23456789abcd.3"')
 })
 
 const IfNoneMatchHeaders = Type.Object({
-  'if-none-match': Type.Optional(Type.String({
-    minLength: 1,
-    maxLength: 2000,
-    description: 'Answer 304 without a body when the item\'s current `ETag` is one of these (weak comparison), or for `*`',
-    examples: ['"0196f1c2-7a8b-7cde-8f01-23456789abcd.3"']
-  }))
+  'If-None-Match': EntityTagsHeader('Answer 304 without a body when the item\'s current `ETag` is one of these (weak comparison), or for `*`', '"0196f1c2-7a8b-7cde-8f01-23456789abcd.3"')
 })
 
 const itemResponse = (description: string) => ({ description, headers: etag, content: json(Ref(ItemSchema)) })

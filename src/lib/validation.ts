@@ -12,6 +12,19 @@ type SchemaController = NonNullable<FastifyServerOptions['schemaController']>
 type ExternalSchemas = Parameters<ReturnType<typeof AjvCompiler>>[0]
 
 /**
+ * Node presents header names in lower case; schemas name them as HTTP writes them (`If-Match`).
+ * Fastify normalizes header schemas only for its default compiler, so ours does it.
+ */
+function lowerCaseHeaderNames (schema: FastifySchema): FastifySchema {
+  const { properties, required } = schema as { properties?: Record<string, unknown>, required?: string[] }
+  return {
+    ...schema,
+    ...(properties === undefined ? {} : { properties: Object.fromEntries(Object.entries(properties).map(([name, value]) => [name.toLowerCase(), value])) }),
+    ...(required === undefined ? {} : { required: required.map((name) => name.toLowerCase()) })
+  } as FastifySchema
+}
+
+/**
  * Validation settings per request part. Every string and array in our schemas is bounded,
  * which is what makes reporting every error (`allErrors`) safe.
  */
@@ -21,7 +34,10 @@ export function schemaController (): SchemaController {
     // At run time Fastify calls the compiled factory with the route definition, not with `(schema, meta)` as typed.
     const body = factory(externalSchemas, { customOptions: bodyOptions }) as unknown as FastifySchemaCompiler<FastifySchema>
     const text = factory(externalSchemas, { customOptions: textOptions }) as unknown as FastifySchemaCompiler<FastifySchema>
-    return (route) => route.httpPart === 'body' ? body(route) : text(route)
+    return (route) => {
+      if (route.httpPart === 'body') return body(route)
+      return text(route.httpPart === 'headers' ? { ...route, schema: lowerCaseHeaderNames(route.schema) } : route)
+    }
   }
   return { compilersFactory: { buildValidator: buildValidator as unknown as NonNullable<SchemaController['compilersFactory']>['buildValidator'] } }
 }

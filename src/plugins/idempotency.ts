@@ -34,7 +34,8 @@ export interface IdempotencyPluginOptions {
   cleanupIntervalMs?: number
 }
 
-const HEADER = 'idempotency-key'
+/** As documented; Node presents it in lower case. */
+const HEADER = 'Idempotency-Key'
 /** What a replay restores besides the status and the body. */
 const REPLAYED_HEADERS = ['content-type', 'location', 'etag']
 
@@ -110,7 +111,7 @@ export default fp(async function idempotency (app: FastifyInstance, options: Ide
       .send(stored.responseBody ?? '')
 
   const claimKey = (fingerprintOf: IdempotencyOptions['fingerprint']): preHandlerAsyncHookHandler => async (request, reply) => {
-    const key = request.headers[HEADER]
+    const key = request.headers[HEADER.toLowerCase()]
     if (typeof key !== 'string' || request.user === null) return
     const userId = request.user.id
     const fingerprint = sha256(`${request.method}\n${request.routeOptions.url ?? ''}\n${await fingerprintOf(request)}`)

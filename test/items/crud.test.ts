@@ -282,9 +282,9 @@ t.test('OpenAPI documents the items operations, their headers and both PATCH med
   t.ok(single.put.responses['412'] && single.patch.responses['412'] && single.delete.responses['412'], '412 documented')
   const headerNames = (operation: { parameters: Array<{ in: string, name: string }> }) =>
     operation.parameters.filter((parameter) => parameter.in === 'header').map((parameter) => parameter.name)
-  t.same(headerNames(single.get), ['if-none-match'])
-  t.same(headerNames(single.patch), ['if-match'])
-  t.same(headerNames(collection.post), ['idempotency-key'])
+  t.same(headerNames(single.get), ['If-None-Match'])
+  t.same(headerNames(single.patch), ['If-Match'])
+  t.same(headerNames(collection.post), ['Idempotency-Key'])
   t.same(collection.post.security, [{ OAuth2PasswordBearer: ['items:write'] }])
   t.same(single.put.security, [{ OAuth2PasswordBearer: ['items:write'] }, { OAuth2PasswordBearer: ['admin'] }])
   t.same(collection.get.security, [])

@@ -122,3 +122,13 @@ export const requires = (...alternatives: Scope[][]) => alternatives.map((scopes
 /** A list of entity tags, as `If-Match` and `If-None-Match` carry. */
 export const EntityTagsHeader = (description: string, example: string) =>
   Type.Optional(Type.String({ minLength: 1, maxLength: 2000, description, examples: [example] }))
+
+/** A JSON response body. */
+export const json = <T>(schema: T) => ({ 'application/json': { schema } })
+
+/** The 200 of a collection: a page (`Page(...)`) and the `Link` to the next one. */
+export const pageResponse = <T extends TSchema>(description: string, page: T) => ({
+  description,
+  headers: { Link: { type: 'string', maxLength: 4000, description: 'RFC 8288 link to the next page (`rel="next"`), when there is one' } },
+  content: json(Ref(page))
+})

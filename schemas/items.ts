@@ -1,5 +1,5 @@
 import { Type, type Static } from '@sinclair/typebox'
-import { DateTime, EntityTagsHeader, IdParamsSchema, Nullable, Page, PaginationQuery, problems, Ref, requires, StrictObject, Uuid } from './common.js'
+import { DateTime, EntityTagsHeader, IdParamsSchema, json, Nullable, Page, pageResponse, PaginationQuery, problems, Ref, requires, StrictObject, Uuid } from './common.js'
 
 const Name = Type.String({ minLength: 1, maxLength: 200, description: 'Display name, 1 to 200 characters', examples: ['Walnut desk'] })
 const Description = Nullable(Type.String({ maxLength: 5000, description: 'Free text up to 5,000 characters; null when none', examples: ['Solid walnut, 140 × 70 cm.'] }))
@@ -110,7 +110,6 @@ export const itemsComponents = [ItemSchema, ItemCreateSchema, ItemReplaceSchema,
 export const MERGE_PATCH_TYPES = ['application/json', 'application/merge-patch+json']
 
 const etag = { ETag: { type: 'string', maxLength: 200, description: 'Strong entity tag of this version of the item; send it in `If-Match` or `If-None-Match`' } }
-const json = <T>(schema: T) => ({ 'application/json': { schema } })
 
 const IfMatchHeaders = Type.Object({
   'If-Match': EntityTagsHeader('Change only if the item\'s current `ETag` is one of these (strong comparison), or `*` for any; otherwise 412', '"0196f1c2-7a8b-7cde-8f01-23456789abcd.3"')
@@ -144,11 +143,7 @@ export const listItems = {
     'filters and sort, for the next page; the `Link` header carries the same as a ready URL. A cursor of other filters or sort is 400.',
   querystring: ItemListQuerySchema,
   response: {
-    200: {
-      description: 'A page of items',
-      headers: { Link: { type: 'string', maxLength: 4000, description: 'RFC 8288 link to the next page (`rel="next"`), when there is one' } },
-      content: json(Ref(ItemPageSchema))
-    }
+    200: pageResponse('A page of items', ItemPageSchema)
   }
 } as const
 

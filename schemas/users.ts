@@ -1,5 +1,5 @@
 import { Type, type Static } from '@sinclair/typebox'
-import { DateTime, Email, IdParamsSchema, Nullable, Page, PaginationQuery, problems, Ref, requires, StrictObject, StringEnum, Uuid } from './common.js'
+import { DateTime, Email, IdParamsSchema, json, Nullable, Page, pageResponse, PaginationQuery, problems, Ref, requires, StrictObject, StringEnum, Uuid } from './common.js'
 
 const FullName = Nullable(Type.String({ minLength: 1, maxLength: 200, description: 'Display name; null when not given', examples: ['Ada Lovelace'] }))
 const Password = (description: string) => Type.String({ minLength: 8, maxLength: 128, writeOnly: true, description: `${description}; 8 to 128 characters` })
@@ -92,7 +92,6 @@ export const usersComponents = [UserSchema, UserCreateSchema, UserUpdateSchema, 
 
 const location = { Location: { type: 'string', maxLength: 2000, description: 'The URL of the new user' } }
 const noContent = (description: string) => ({ type: 'null', description } as const)
-const json = <T>(schema: T) => ({ 'application/json': { schema } })
 
 export const createUser = {
   operationId: 'createUser',
@@ -155,11 +154,7 @@ export const listUsers = {
   security: requires(['admin']),
   querystring: UserListQuerySchema,
   response: {
-    200: {
-      description: 'A page of users',
-      headers: { Link: { type: 'string', maxLength: 4000, description: 'RFC 8288 link to the next page (`rel="next"`), when there is one' } },
-      content: json(Ref(UserPageSchema))
-    },
+    200: pageResponse('A page of users', UserPageSchema),
     ...problems(403)
   }
 } as const

@@ -4,11 +4,15 @@ const units = { ms: 1, s: 1000, m: 60_000, h: 3_600_000, d: 86_400_000 } as cons
 // A whole number above zero, then its unit.
 const durationPattern = '^0*[1-9][0-9]{0,8}(ms|s|m|h|d)$'
 
-/** A duration with a required unit (`900s`, `15m`, `30d`), decoded to milliseconds. */
-const Duration = (fallback: string, description: string) =>
+/**
+ * A duration with a required unit (`900s`, `15m`, `30d`), decoded to milliseconds, at most
+ * `maximumMs` (checked after decoding: a date past JavaScript's range, or a timeout past 2³¹ ms, is refused).
+ */
+const Duration = (fallback: string, description: string, maximumMs: number) =>
   Type.Transform(Type.String({
     pattern: durationPattern,
     default: fallback,
+    maximumMs,
     description: `${description}; a number with a unit: ms, s, m, h or d`,
     errorMessage: 'must be a positive whole number with a unit: ms, s, m, h or d (e.g. 900s, 15m, 30d)'
   }))
@@ -35,8 +39,8 @@ export const ConfigSchema = Type.Object({
   DATA_DIR: Type.String({ minLength: 1, default: './data', description: 'Embedded database and other local state' }),
   REDIS_URL: Type.Optional(Type.String({ pattern: '^rediss?://', errorMessage: 'must be a redis:// or rediss:// URL', description: 'Shared rate-limit store for several instances' })),
   JWT_SECRET: Type.Optional(Type.String({ minLength: 32, description: 'HMAC secret for access tokens and cursors; every instance shares it' })),
-  ACCESS_TOKEN_TTL: Duration('15m', 'Access token lifetime'),
-  REFRESH_TOKEN_TTL: Duration('30d', 'Refresh token lifetime'),
+  ACCESS_TOKEN_TTL: Duration('15m', 'Access token lifetime, at most 1d', 86_400_000),
+  REFRESH_TOKEN_TTL: Duration('30d', 'Refresh token lifetime, at most 365d', 365 * 86_400_000),
   RATE_LIMIT_PER_MINUTE: Count(100, 'Requests per client per minute'),
   RATE_LIMIT_PER_HOUR: Count(1000, 'Requests per client per hour'),
   AUTH_RATE_LIMIT_PER_MINUTE: Count(10, 'Token requests per (IP, username) pair per minute'),
@@ -44,7 +48,7 @@ export const ConfigSchema = Type.Object({
   UPLOAD_MAX_BYTES: Count(5_242_880, 'Largest accepted upload in bytes', 1_073_741_824),
   TRUST_PROXY: CommaList('Proxy addresses or CIDRs whose X-Forwarded-For is believed'),
   DB_POOL_MAX: Count(10, 'Postgres pool size', 1000),
-  DB_STATEMENT_TIMEOUT: Duration('5s', 'Postgres per-statement time limit'),
+  DB_STATEMENT_TIMEOUT: Duration('5s', 'Postgres per-statement time limit, at most 24h', 86_400_000),
   JWT_ISSUER: Type.String({ minLength: 1, maxLength: 200, default: 'catalog-api', description: 'Access token `iss`' }),
   JWT_AUDIENCE: Type.String({ minLength: 1, maxLength: 200, default: 'catalog-api', description: 'Access token `aud`' }),
   ALLOW_SIGNUP: Type.Boolean({ default: true, description: 'Whether anyone may sign up' }),

@@ -93,7 +93,16 @@ export function loadConfig (env: Record<string, string | undefined> = process.en
     if (!problems.has(name)) problems.set(name, `${name}: ${problem}`)
   }
   if (problems.size > 0) throw new ConfigError([...problems.values()])
-  return Value.Decode(ConfigSchema, value)
+  const config = Value.Decode(ConfigSchema, value)
+  for (const name of names) {
+    const { maximumMs } = ConfigSchema.properties[name] as { maximumMs?: number }
+    const decoded = config[name]
+    if (maximumMs !== undefined && typeof decoded === 'number' && decoded > maximumMs) {
+      problems.set(name, `${name}: must be at most ${maximumMs / 3_600_000}h (got "${String(env[name])}")`)
+    }
+  }
+  if (problems.size > 0) throw new ConfigError([...problems.values()])
+  return config
 }
 
 /** Loads `.env` from the working directory, when present, without overriding the real environment. */

@@ -57,6 +57,15 @@ t.test('config: durations need a unit and decode to milliseconds', async (t) => 
   }
 })
 
+t.test('config: durations have an upper bound, so no lifetime overflows a date and no timeout a timer', async (t) => {
+  t.equal(loadConfig({ REFRESH_TOKEN_TTL: '365d', ACCESS_TOKEN_TTL: '24h', DB_STATEMENT_TIMEOUT: '1d' }).REFRESH_TOKEN_TTL, 31_536_000_000)
+  t.same(problemsOf({ REFRESH_TOKEN_TTL: '999999999d', ACCESS_TOKEN_TTL: '25h', DB_STATEMENT_TIMEOUT: '30d' }), [
+    'ACCESS_TOKEN_TTL: must be at most 24h (got "25h")',
+    'REFRESH_TOKEN_TTL: must be at most 8760h (got "999999999d")',
+    'DB_STATEMENT_TIMEOUT: must be at most 24h (got "30d")'
+  ])
+})
+
 t.test('config: booleans accept true/false/1/0 only', async (t) => {
   for (const [text, value] of [['true', true], ['false', false], ['1', true], ['0', false], ['FALSE', false]] as const) {
     t.equal(loadConfig({ ALLOW_SIGNUP: text }).ALLOW_SIGNUP, value, text)

@@ -91,15 +91,21 @@ async function openPostgres (config: Config, log: FastifyBaseLogger, expected: n
 
   const client = await connectWithRetry(pool, log, connectTimeoutMs)
   try {
+    // Waiting for another instance's migrations, and a long migration, are not slow statements.
+    await client.query('set statement_timeout = 0')
     await client.query('select pg_advisory_lock($1)', [MIGRATION_LOCK])
     try {
       await migratePg(drizzlePg(client, { casing }), { migrationsFolder })
     } finally {
       await client.query('select pg_advisory_unlock($1)', [MIGRATION_LOCK])
+      await client.query('reset statement_timeout')
     }
-  } finally {
-    client.release()
+  } catch (error) {
+    client.release(true)
+    await pool.end()
+    throw error
   }
+  client.release()
 
   const db: Db = drizzlePg(pool, { schema, casing })
   return {
@@ -146,7 +152,11 @@ async function openPglite (config: Config, log: FastifyBaseLogger, expected: num
       }
       throw error
     }
-    client = await PGlite.create({ dataDir })
+    const release = unlock
+    client = await PGlite.create({ dataDir }).catch(async (error: unknown) => {
+      await release()
+      throw error
+    })
   }
   const db: Db = drizzlePglite({ client, schema, casing })
   try {

@@ -64,3 +64,23 @@ t.test('openDatabase: three instances migrating one fresh Postgres database at o
   t.equal(Number(applied?.count), Number(distinct?.count), 'each migration applied once')
   t.ok(Number(applied?.count) > 0)
 })
+
+t.test('openDatabase: waiting for another instance\'s migrations is not cut short by DB_STATEMENT_TIMEOUT', { skip: databaseUrl === undefined && 'needs DATABASE_URL' }, async (t) => {
+  const target = postgresTarget(String(databaseUrl))
+  const name = `${target.stem}_migrate_${randomBytes(4).toString('hex')}`
+  await withClient(target.maintenance, (client) => client.query(`create database ${quoteIdent(name)}`))
+  t.teardown(() => withClient(target.maintenance, (client) => client.query(`drop database if exists ${quoteIdent(name)} with (force)`)))
+  const config = testConfig({ DATABASE_URL: target.at(name), DB_STATEMENT_TIMEOUT: '100ms' })
+  // Another instance holds the migration lock for longer than the statement timeout.
+  const database = await withClient(target.at(name), async (client) => {
+    await client.query('select pg_advisory_lock(727001)')
+    const opening = openDatabase(config, log)
+    await new Promise((resolve) => setTimeout(resolve, 400))
+    await client.query('select pg_advisory_unlock(727001)')
+    return await opening
+  })
+  t.teardown(() => database.close())
+  t.ok(await database.ready(), 'migrated once the lock was free')
+  const [timeout] = await rows<{ statement_timeout: string }>(database.db, sql`show statement_timeout`)
+  t.equal(timeout?.statement_timeout, '100ms', 'the pool keeps the configured statement timeout')
+})

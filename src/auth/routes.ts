@@ -123,7 +123,7 @@ const auth: FastifyPluginAsyncTypebox<{ config: Config }> = async (app, { config
     return tokenResponse(outcome.session.userId, outcome.session.id, outcome.scope, outcome.token)
   }
 
-  app.post('/api/v1/auth/token', { schema: createToken, preValidation: limit, errorHandler: oauthErrorHandler }, async (request, reply) => {
+  app.post('/api/v1/auth/token', { schema: createToken, config: { bearer: false }, preValidation: limit, errorHandler: oauthErrorHandler }, async (request, reply) => {
     // Bodies documented per media type are not inferred by the type provider; the schema validated this shape.
     const body = request.body as TokenRequest
     let tokens: TokenResponse
@@ -133,7 +133,7 @@ const auth: FastifyPluginAsyncTypebox<{ config: Config }> = async (app, { config
     return reply.headers(NO_STORE).send(tokens)
   })
 
-  app.post('/api/v1/auth/revoke', { schema: revokeToken, errorHandler: oauthErrorHandler }, async (request, reply) => {
+  app.post('/api/v1/auth/revoke', { schema: revokeToken, config: { bearer: false }, errorHandler: oauthErrorHandler }, async (request, reply) => {
     const { token } = request.body as RevokeRequest
     const refresh = await sessions.findRefreshToken(app.db, sessions.hashRefreshToken(token))
     if (refresh !== undefined) {

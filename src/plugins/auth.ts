@@ -34,6 +34,13 @@ declare module '@fastify/jwt' {
 }
 
 declare module 'fastify' {
+  interface FastifyContextConfig {
+    /**
+     * `false`: the route does not read bearer tokens, so a stale one is not a 401 there
+     * (the token endpoint, which a client calls precisely when its access token has expired).
+     */
+    bearer?: boolean
+  }
   interface FastifyInstance {
     /** Verifies an access token and loads who it acts for; throws a 401 problem when it is not valid now. */
     authenticate (token: string): Promise<Principal>
@@ -143,6 +150,7 @@ export default fp(async function auth (app: FastifyInstance, { config }: { confi
   })
 
   app.addHook('onRequest', async (request) => {
+    if (request.routeOptions.config.bearer === false) return
     const token = bearerToken(request.headers.authorization)
     if (token !== undefined) request.user = await app.authenticate(token)
   })

@@ -81,6 +81,17 @@ t.test('POST /api/v1/auth/token → Swagger UI\'s Basic header, client_id and cl
   t.equal(res.json().scope, 'profile items:write')
 })
 
+t.test('POST /api/v1/auth/token and /revoke → a stale or invalid Bearer header is not read, so a client can still refresh', async (t) => {
+  const user = await signUp(app)
+  const tokens = await login(app, user.email)
+  const stale = { ...FORM, authorization: 'Bearer not-a-valid-token' }
+  const refreshed = await token(form({ grant_type: 'refresh_token', refresh_token: tokens.refresh_token }), stale)
+  t.equal(refreshed.statusCode, 200)
+  const revoked = await app.inject({ method: 'POST', url: '/api/v1/auth/revoke', headers: stale, payload: form({ token: refreshed.json().refresh_token }) })
+  t.equal(revoked.statusCode, 200)
+  t.equal((await me(refreshed.json())).statusCode, 401, 'the revoked login ended')
+})
+
 t.test('POST /api/v1/auth/token → invalid_grant for a wrong password and an unknown email alike', async (t) => {
   const user = await signUp(app)
   const wrong = await token(form({ grant_type: 'password', username: user.email, password: 'not the password' }))

@@ -70,6 +70,11 @@ export async function revokeSession (db: Executor, sessionId: string): Promise<v
   await db.update(sessions).set({ revokedAt: new Date() }).where(and(eq(sessions.id, sessionId), isNull(sessions.revokedAt)))
 }
 
+/** Narrows what a login grants: later refreshes never get back what a refresh gave up. */
+export async function narrowSessionScope (db: Executor, sessionId: string, scope: string): Promise<void> {
+  await db.update(sessions).set({ scope }).where(eq(sessions.id, sessionId))
+}
+
 /** Ends every login of a user. */
 export async function revokeUserSessions (db: Executor, userId: string): Promise<void> {
   await db.update(sessions).set({ revokedAt: new Date() }).where(and(eq(sessions.userId, userId), isNull(sessions.revokedAt)))

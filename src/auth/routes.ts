@@ -112,6 +112,7 @@ const auth: FastifyPluginAsyncTypebox<{ config: Config }> = async (app, { config
       if (session === undefined) return {}
       // Never wider than the login's original grant (RFC 6749 §6); admin only while still a superuser.
       const scope = formatScopes(grantScopes(requested, readScopes(session.scope), readScopes(session.scope), session.isSuperuser))
+      if (scope !== session.scope) await sessions.narrowSessionScope(tx, session.id, scope)
       const token = sessions.newRefreshToken()
       await sessions.addRefreshToken(tx, session.id, token, refreshLifetime())
       return { session, scope, token }

@@ -205,6 +205,9 @@ t.test('POST /api/v1/auth/token refresh_token grant → narrows the scope, never
   t.equal(narrowed.statusCode, 200)
   t.equal(narrowed.json().scope, 'profile')
   t.equal(claims(narrowed.json().access_token).scope, 'profile')
+  const after = await refresh(narrowed.json().refresh_token)
+  t.equal(after.json().scope, 'profile', 'a later refresh without scope keeps the narrowed grant')
+  oauthError(t, await refresh(after.json().refresh_token, 'profile items:write'), 'invalid_scope')
 
   const narrow = await login(app, user.email, TEST_PASSWORD, 'profile')
   const widened = await refresh(narrow.refresh_token, 'profile items:write')

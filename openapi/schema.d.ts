@@ -334,7 +334,7 @@ export interface paths {
         get: operations["getItemImage"];
         /**
          * Set an item's image
-         * @description Stores the image and makes it the item's, replacing (and deleting) any previous one. The item's owner (`items:write`) or an admin may do this; another user's item is 403. This changes the item: its `version` goes up, and so its `ETag` changes. A body that is not `multipart/form-data` is 415, and so is a file that is not a JPEG, PNG, WebP or GIF image; a file over the size limit is 413; a body without a `file` part, or with other parts, is 400.
+         * @description Stores the image and makes it the item's, replacing (and deleting) any previous one. The item's owner (`items:write`) or an admin may do this; another user's item is 403. This changes the item: its `version` goes up, and so its `ETag` changes; send the `ETag` you hold as `If-Match` to refuse (412) overwriting another change. A body that is not `multipart/form-data` is 415, and so is a file that is not a JPEG, PNG, WebP or GIF image; a file over the size limit is 413; a body without a `file` part, or with other parts, is 400.
          */
         put: operations["uploadItemImage"];
         post?: never;
@@ -3252,7 +3252,13 @@ export interface operations {
     uploadItemImage: {
         parameters: {
             query?: never;
-            header?: never;
+            header?: {
+                /**
+                 * @description Change only if the item's current `ETag` is one of these (strong comparison), or `*` for any; otherwise 412
+                 * @example "0196f1c2-7a8b-7cde-8f01-23456789abcd.3"
+                 */
+                "If-Match"?: string;
+            };
             path: {
                 /** @description The resource id */
                 id: string;
@@ -3305,6 +3311,15 @@ export interface operations {
             };
             /** @description No such resource */
             404: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/problem+json": components["schemas"]["Problem"];
+                };
+            };
+            /** @description The `If-Match` precondition failed */
+            412: {
                 headers: {
                     [name: string]: unknown;
                 };

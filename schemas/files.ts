@@ -51,6 +51,10 @@ const imageResponses = (what: string) => ({
   }
 } as const)
 
+const IfMatchHeaders = Type.Object({
+  'If-Match': EntityTagsHeader('Change only if the item\'s current `ETag` is one of these (strong comparison), or `*` for any; otherwise 412', '"0196f1c2-7a8b-7cde-8f01-23456789abcd.3"')
+})
+
 const etagHeader = { ETag: { type: 'string', maxLength: 100, description: 'The strong entity tag of the updated item' } }
 
 const errorsOfUploads = 'A body that is not `multipart/form-data` is 415, and so is a file that is not a JPEG, PNG, WebP or GIF image; ' +
@@ -62,13 +66,15 @@ export const uploadItemImage = {
   summary: 'Set an item\'s image',
   description: 'Stores the image and makes it the item\'s, replacing (and deleting) any previous one. ' +
     'The item\'s owner (`items:write`) or an admin may do this; another user\'s item is 403. ' +
-    'This changes the item: its `version` goes up, and so its `ETag` changes. ' + errorsOfUploads,
+    'This changes the item: its `version` goes up, and so its `ETag` changes; send the `ETag` you hold as `If-Match` to ' +
+    'refuse (412) overwriting another change. ' + errorsOfUploads,
   security: requires(['items:write'], ['admin']),
   params: IdParamsSchema,
+  headers: IfMatchHeaders,
   body: uploadBody,
   response: {
     200: { description: 'The item, with its new `imageUrl` and `version`', headers: etagHeader, content: { 'application/json': { schema: Ref(ItemSchema) } } },
-    ...problems(400, 403, 404, 413, 415)
+    ...problems(400, 403, 404, 412, 413, 415)
   }
 } as const
 

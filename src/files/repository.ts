@@ -4,7 +4,8 @@ import { v7 as uuidv7 } from 'uuid'
 import type { ImageType } from '../../schemas/files.js'
 import type { Executor } from '../db/client.js'
 import { files, items, users } from '../db/schema.js'
-import { itemColumns, type ItemRow } from '../items/repository.js'
+import { ifMatchHolds } from '../lib/conditional.js'
+import { itemColumns, itemEtag, type ItemRow } from '../items/repository.js'
 import { updateUser, type UserRow } from '../users/repository.js'
 
 /** An uploaded image whose type was recognised from its bytes. */
@@ -43,13 +44,15 @@ export async function deleteFileById (db: Executor, id: string): Promise<void> {
 /**
  * Makes `image` the item's image, deleting the one it replaces. A write to the item: its version goes up.
  * The file belongs to the item's owner (an admin may upload it), so deleting the owner deletes it too.
- * Undefined when the item no longer exists.
+ * Undefined when the item no longer exists; `'precondition-failed'`, storing nothing, when `ifMatch` (the request's
+ * `If-Match`) does not hold: checked under the row lock, so no other write can slip in between.
  */
-export async function setItemImage (db: Executor, itemId: string, image: Image): Promise<ItemRow | undefined> {
+export async function setItemImage (db: Executor, itemId: string, image: Image, ifMatch: string | undefined): Promise<ItemRow | 'precondition-failed' | undefined> {
   return await db.transaction(async (tx) => {
-    const [current] = await tx.select({ ownerId: items.ownerId, imageFileId: items.imageFileId })
+    const [current] = await tx.select({ id: items.id, version: items.version, ownerId: items.ownerId, imageFileId: items.imageFileId })
       .from(items).where(eq(items.id, itemId)).for('update')
     if (current === undefined) return undefined
+    if (!ifMatchHolds(ifMatch, itemEtag(current))) return 'precondition-failed'
     const fileId = await insertFile(tx, current.ownerId, image)
     const [row] = await tx.update(items)
       .set({ imageFileId: fileId, version: sql`${items.version} + 1`, updatedAt: new Date() })

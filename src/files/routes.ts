@@ -7,8 +7,9 @@ import { ItemSchema } from '../../schemas/items.js'
 import { UserSchema } from '../../schemas/users.js'
 import type { Config } from '../config.js'
 import { findItemById, itemEtag, toItem } from '../items/repository.js'
+import { ifMatchHolds } from '../lib/conditional.js'
 import { assertOwnerOrAdmin } from '../lib/ownership.js'
-import { notFound } from '../lib/problem.js'
+import { HttpProblem, notFound } from '../lib/problem.js'
 import { currentPrincipal } from '../plugins/auth.js'
 import { toUser } from '../users/repository.js'
 import * as repository from './repository.js'
@@ -18,6 +19,9 @@ import { readImageUpload } from './upload.js'
 /** Caches may keep an image but must revalidate it: a replaced image keeps its URL, and a 304 is cheap. */
 const IMAGE_CACHE_CONTROL = 'public, no-cache'
 const SHA256_HEX = /^[0-9a-f]{64}$/
+
+const preconditionFailed = () =>
+  new HttpProblem(412, 'The item has changed since the version named in If-Match: fetch it again', { code: 'precondition-failed' })
 
 /** The hashes an `If-None-Match` header lists (weak or strong, as RFC 9110 compares them for GET), or `*`. */
 export function knownTags (header: string | undefined): repository.KnownTags {
@@ -51,9 +55,13 @@ const files: FastifyPluginAsyncTypebox<{ config: Config }> = async (app, { confi
     const item = await findItemById(app.db, request.params.id)
     if (item === undefined) throw notFound('No item has this id')
     assertOwnerOrAdmin(currentPrincipal(request), item.ownerId)
+    const ifMatch = request.headers['if-match']
+    // Refused before the upload is read when it already fails; checked again where it counts, under the row lock.
+    if (!ifMatchHolds(ifMatch, itemEtag(item))) throw preconditionFailed()
     const image = await readImageUpload(request, config.UPLOAD_MAX_BYTES)
-    const row = await repository.setItemImage(app.db, item.id, image)
+    const row = await repository.setItemImage(app.db, item.id, image, ifMatch)
     if (row === undefined) throw notFound('No item has this id')
+    if (row === 'precondition-failed') throw preconditionFailed()
     return reply.header('etag', itemEtag(row)).send(toItem(row))
   })
 

@@ -1,5 +1,5 @@
 import { createHash } from 'node:crypto'
-import { and, eq, lte } from 'drizzle-orm'
+import { and, eq, lt, lte } from 'drizzle-orm'
 import type { FastifyInstance, FastifyReply, FastifyRequest, FastifySchema, onResponseAsyncHookHandler, onSendAsyncHookHandler, preHandlerAsyncHookHandler } from 'fastify'
 import fp from 'fastify-plugin'
 import { problemResponse } from '../../schemas/common.js'
@@ -32,6 +32,11 @@ export interface IdempotencyPluginOptions {
   ttlMs?: number
   /** How often expired keys are deleted. */
   cleanupIntervalMs?: number
+  /**
+   * How long an `in_progress` key stays its claimant's (60 s). Older, its owner is presumed dead (crash, kill)
+   * and the next request takes it over; it must exceed the longest a request can run (the 30 s request timeout).
+   */
+  leaseMs?: number
 }
 
 /** As documented; Node presents it in lower case. */
@@ -81,7 +86,8 @@ const sha256 = (text: string) => createHash('sha256').update(text).digest('hex')
  *
  * - preHandler claims the key with an `in_progress` row. If the key exists: another fingerprint
  *   (method, route and canonical body) → 422; still in progress → 409; completed → the stored status,
- *   body, `Content-Type`, `Location` and `ETag` are replayed without running the handler.
+ *   body, `Content-Type`, `Location` and `ETag` are replayed without running the handler. An
+ *   `in_progress` row older than the lease was abandoned by a dead owner: the request takes it over.
  * - onSend stores a 2xx or 4xx response; any other (a 5xx, a thrown error) deletes the row, so the
  *   client may retry. A response that never reaches onSend releases the key when the request ends.
  * - Keys expire after 24 h (an expired one counts as new) and are purged by a timer.
@@ -90,6 +96,7 @@ const sha256 = (text: string) => createHash('sha256').update(text).digest('hex')
  */
 export default fp(async function idempotency (app: FastifyInstance, options: IdempotencyPluginOptions) {
   const ttlMs = options.ttlMs ?? 24 * 60 * 60 * 1000
+  const leaseMs = options.leaseMs ?? 60 * 1000
   const claims = new WeakMap<FastifyRequest, Claim>()
 
   const thisKey = (claim: Pick<Claim, 'userId' | 'key'>) => and(eq(idempotencyKeys.userId, claim.userId), eq(idempotencyKeys.key, claim.key))
@@ -101,6 +108,18 @@ export default fp(async function idempotency (app: FastifyInstance, options: Ide
     } catch (error) {
       request.log.error({ err: error }, 'could not release an idempotency key; it stays in progress until it expires')
     }
+  }
+
+  /**
+   * Claims the key if its row is `in_progress` past the lease: its owner died without settling it. Conditional,
+   * so of several requests finding the same abandoned row only one takes it over.
+   */
+  async function takeOverAbandoned (claim: Pick<Claim, 'userId' | 'key'>, fingerprint: string, now: Date): Promise<boolean> {
+    const taken = await app.db.update(idempotencyKeys)
+      .set({ fingerprint, createdAt: now, expiresAt: new Date(now.getTime() + ttlMs) })
+      .where(and(thisKey(claim), eq(idempotencyKeys.state, 'in_progress'), lt(idempotencyKeys.createdAt, new Date(now.getTime() - leaseMs))))
+      .returning({ key: idempotencyKeys.key })
+    return taken.length > 0
   }
 
   const replay = (reply: FastifyReply, stored: typeof idempotencyKeys.$inferSelect): FastifyReply =>
@@ -122,7 +141,7 @@ export default fp(async function idempotency (app: FastifyInstance, options: Ide
         .values({ userId, key, fingerprint, state: 'in_progress', createdAt: now, expiresAt: new Date(now.getTime() + ttlMs) })
         .onConflictDoNothing()
         .returning({ key: idempotencyKeys.key })
-      if (claimed.length > 0) {
+      if (claimed.length > 0 || await takeOverAbandoned({ userId, key }, fingerprint, now)) {
         claims.set(request, { userId, key, settled: false })
         return
       }

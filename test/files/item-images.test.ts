@@ -4,6 +4,7 @@ import type { AddressInfo } from 'node:net'
 import { count, eq } from 'drizzle-orm'
 import t, { type Test } from 'tap'
 import { files, items } from '../../src/db/schema.js'
+import { setItemImage } from '../../src/files/repository.js'
 import { insertItem, itemEtag } from '../../src/items/repository.js'
 import { authHeader, build, login, signUp, type TokenPair } from '../helper.js'
 import { fileBody, fixture, IMAGES, multipartBody } from './multipart.js'
@@ -107,6 +108,38 @@ t.test('PUT /api/v1/items/{id}/image → replacing deletes the old file and bump
   t.equal(row?.imageFileId, stored?.id)
   t.equal(stored?.contentType, 'image/gif')
   t.equal((await app.inject({ url: `/api/v1/items/${item.id}/image` })).headers['content-type'], 'image/gif')
+})
+
+t.test('PUT /api/v1/items/{id}/image → If-Match: a matching ETag or * is 200, another is 412 and stores nothing', async (t) => {
+  const { pair, item } = await owner()
+  const withIfMatch = async (ifMatch: string) => {
+    const body = await fileBody(png)
+    return await upload(item.id, pair, { ...body, headers: { ...body.headers, 'if-match': ifMatch } })
+  }
+  const matching = await withIfMatch(itemEtag(item))
+  t.equal(matching.statusCode, 200, matching.body)
+  t.equal(matching.json().version, item.version + 1)
+
+  const filesBefore = await fileCount(item.ownerId)
+  // Neither a weak tag of the current version nor the previous version's tag matches.
+  const stale = await withIfMatch(`"nope", W/${matching.headers.etag as string}, ${itemEtag(item)}`)
+  problem(t, stale, 412)
+  t.equal(stale.json().type, 'urn:catalog-api:problem:precondition-failed')
+  const [row] = await app.db.select({ version: items.version }).from(items).where(eq(items.id, item.id))
+  t.equal(row?.version, item.version + 1, 'the version is unchanged')
+  t.equal(await fileCount(item.ownerId), filesBefore, 'no new file')
+
+  const any = await withIfMatch('*')
+  t.equal(any.statusCode, 200, any.body)
+  t.equal(any.json().version, item.version + 2)
+})
+
+t.test('setItemImage → checks If-Match under the row lock: a stale one stores nothing', async (t) => {
+  const { item } = await owner()
+  t.equal(await setItemImage(app.db, item.id, { contentType: 'image/png', data: png }, '"stale"'), 'precondition-failed')
+  t.equal(await fileCount(item.ownerId), 0)
+  const row = await setItemImage(app.db, item.id, { contentType: 'image/png', data: png }, itemEtag(item))
+  t.equal(row === undefined || row === 'precondition-failed' ? undefined : row.version, item.version + 1)
 })
 
 t.test('PUT /api/v1/items/{id}/image → 415 for a text file named .png and declared image/png; nothing stored', async (t) => {

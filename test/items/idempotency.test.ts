@@ -92,6 +92,27 @@ t.test('POST /api/v1/items → 409 while a request with the same key is in progr
   t.equal((await itemsNamed('Blocked')).length, 0)
 })
 
+t.test('POST /api/v1/items → an in_progress key past its lease was abandoned: the request takes it over', async (t) => {
+  const body = { name: 'Abandoned', price: 1 }
+  const fingerprint = createHash('sha256').update(`POST\n/api/v1/items\n${canonicalJson(body)}`).digest('hex')
+  // The rows of an owner that died mid-request two minutes ago, and of one still running.
+  const [stale, fresh] = [randomUUID(), randomUUID()]
+  await app.db.insert(idempotencyKeys).values([
+    { userId: user.id, key: stale, fingerprint, createdAt: new Date(Date.now() - 120_000), expiresAt: new Date(Date.now() + 60_000) },
+    { userId: user.id, key: fresh, fingerprint, expiresAt: new Date(Date.now() + 60_000) }
+  ])
+  const res = await post(stale, body)
+  t.equal(res.statusCode, 201, res.body)
+  t.equal(res.headers['idempotent-replayed'], undefined)
+  t.equal((await itemsNamed('Abandoned')).length, 1, 'one item')
+  t.match(await storedKey(user.id, stale), { state: 'completed', responseStatus: 201 })
+  t.equal((await post(stale, body)).headers['idempotent-replayed'], 'true', 'then replayed like any other')
+
+  const blocked = await post(fresh, body)
+  t.equal(blocked.statusCode, 409)
+  t.equal((await itemsNamed('Abandoned')).length, 1, 'still one item')
+})
+
 t.test('POST with Idempotency-Key → a concurrent duplicate gets 409, then the completed response', async (t) => {
   const key = randomUUID()
   calls = 0

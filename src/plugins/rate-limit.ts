@@ -94,13 +94,14 @@ export default fp(async function rateLimits (app: FastifyInstance, { config }: {
   })
 
   // Every route, per client: the user of a valid token, else the IP. Both windows are enforced at once.
-  // A preHandler, so that the auth plugin's onRequest hook has already said who the client is.
+  // After the auth plugin's onRequest hook (registered first), which says who the client is; before
+  // parsing and validation, so that refused requests (400, 401, 403, 413, 415) count too.
   const clientKey = (request: FastifyRequest) => request.user ? `user:${request.user.id}` : `ip:${clientIp(request)}`
   const perClient = app.limitRequests([
     { name: 'client-minute', max: config.RATE_LIMIT_PER_MINUTE, timeWindow: 60_000, key: clientKey },
     { name: 'client-hour', max: config.RATE_LIMIT_PER_HOUR, timeWindow: 3_600_000, key: clientKey }
   ])
-  app.addHook('preHandler', async (request, reply) => {
+  app.addHook('onRequest', async (request, reply) => {
     if (request.routeOptions.config.rateLimit !== false) await perClient(request, reply)
   })
 }, { name: 'rate-limit', dependencies: ['errors', 'auth'] })

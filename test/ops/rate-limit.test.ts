@@ -25,6 +25,15 @@ t.test('every route → 429 problem past RATE_LIMIT_PER_MINUTE per client, with 
   t.equal((await app.inject({ url: '/', remoteAddress: '198.51.100.2' })).statusCode, 200, 'another client has its own budget')
 })
 
+t.test('every route → refused requests count too: invalid input and missing tokens', async (t) => {
+  const app = await build(t, { RATE_LIMIT_PER_MINUTE: '3' })
+  const ip = '198.51.100.9'
+  t.equal((await app.inject({ url: '/api/v1/items?limit=0', remoteAddress: ip })).statusCode, 400)
+  t.equal((await app.inject({ url: '/api/v1/users/me', remoteAddress: ip })).statusCode, 401)
+  t.equal((await app.inject({ method: 'POST', url: '/api/v1/users', remoteAddress: ip, headers: { 'content-type': 'text/plain' }, payload: 'x' })).statusCode, 415)
+  limited(t, await app.inject({ url: '/api/v1/items?limit=0', remoteAddress: ip }), 'minute')
+})
+
 t.test('every route → RATE_LIMIT_PER_HOUR is enforced alongside the minute window', async (t) => {
   const app = await build(t, { RATE_LIMIT_PER_MINUTE: '100', RATE_LIMIT_PER_HOUR: '2' })
   t.equal((await app.inject({ url: '/', remoteAddress: '198.51.100.3' })).headers['ratelimit-limit'], '2', 'the headers describe the tighter window')

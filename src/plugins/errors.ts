@@ -146,6 +146,10 @@ export default fp(async function errors (app: FastifyInstance) {
   })
 
   app.addHook('preValidation', async (request) => {
+    // A route documents the media types it accepts; one documenting no body accepts none.
+    if (request.body !== undefined && request.routeOptions.schema?.body === undefined) {
+      throw new HttpProblem(415, `${request.method} ${request.routeOptions.url ?? request.url} takes no request body`, { code: 'unsupported-media-type' })
+    }
     for (const [part, value] of [['body', request.body], ['query', request.query], ['path', request.params]] as const) {
       const paths = findNul(value)
       if (paths.length > 0) {

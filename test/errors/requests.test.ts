@@ -20,6 +20,7 @@ const EchoParams = StrictObject({ key: Type.String({ maxLength: 100 }) })
 /** Routes of the test's own, to drive validation and parsing. */
 function echoRoutes (app: FastifyInstance) {
   app.post('/test/echo', { schema: { body: EchoBody } }, async (request) => request.body)
+  app.post('/test/no-body', async () => ({ ok: true }))
   app.get('/test/query', { schema: { querystring: EchoQuery } }, async (request) => request.query)
   app.get('/test/things/:key', { schema: { params: EchoParams } }, async (request) => request.params)
 }
@@ -85,6 +86,15 @@ t.test('errors', async (t) => {
     const res = await app.inject({ method: 'POST', url: '/test/echo', payload: 'x=1', headers: { 'content-type': '' } })
     t.ok(res.statusCode === 415 || res.statusCode === 400, `no content type → ${res.statusCode}`)
     t.match(res.headers['content-type'], /^application\/problem\+json/)
+  })
+
+  t.test('a body sent to an operation that documents none → 415 problem', async (t) => {
+    const res = await app.inject({ method: 'DELETE', url: '/api/v1/items/01a203f2-922f-743e-933c-b0f0ae6d895f', payload: { x: 1 } })
+    t.equal(res.statusCode, 401, 'authentication comes first')
+    const health = await app.inject({ method: 'OPTIONS', url: '/', payload: { x: 1 } })
+    t.not(health.statusCode, 500)
+    problemOf(t, await app.inject({ method: 'POST', url: '/test/no-body', payload: { x: 1 } }), 415)
+    t.equal((await app.inject({ method: 'POST', url: '/test/no-body' })).statusCode, 200, 'without a body it is served')
   })
 
   t.test('POST /test/echo with a JSON body over 1 MiB → 413 problem', async (t) => {

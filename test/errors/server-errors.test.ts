@@ -78,7 +78,7 @@ t.test('X-Request-Id: a well-formed one is honoured and echoed on every response
 t.test('logs redact Authorization, passwords, refresh tokens and access_token query values', async (t) => {
   const logs = logCapture()
   const app = await build(t, { LOG_LEVEL: 'info' }, { logStream: logs.stream }, (app) => {
-    app.post('/test/login', async (request) => {
+    app.post('/test/login', { schema: { body: { type: 'object' } } }, async (request) => {
       request.log.info({ body: request.body, headers: request.headers }, 'login attempt')
       return {}
     })

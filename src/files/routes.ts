@@ -35,6 +35,8 @@ export function knownTags (header: string | undefined): repository.KnownTags {
 
 function sendImage (reply: FastifyReply, image: repository.StoredImage): FastifyReply {
   reply.header('etag', `"${image.sha256}"`).header('cache-control', IMAGE_CACHE_CONTROL)
+    // Images are public: pages on other sites (a frontend listed in CORS_ORIGINS, say) may embed them.
+    .header('cross-origin-resource-policy', 'cross-origin')
   if (image.data === null) return reply.code(304).send()
   // PGlite hands bytea over as a Uint8Array, node-postgres as a Buffer: a view, not a copy.
   return reply.type(image.contentType).send(Buffer.from(image.data.buffer, image.data.byteOffset, image.data.byteLength))

@@ -27,7 +27,7 @@ export interface AccessTokenClaims {
 
 declare module '@fastify/jwt' {
   interface FastifyJWT {
-    payload: AccessTokenClaims
+    payload: AccessTokenClaims & { jti?: string }
     // `request.user` is set by our onRequest hook (never by `request.jwtVerify`, which we do not use).
     user: Principal | null
   }
@@ -131,7 +131,8 @@ export default fp(async function auth (app: FastifyInstance, { config }: { confi
   })
 
   app.decorate('deriveKey', (purpose: string) => Buffer.from(hkdfSync('sha256', secret, '', `catalog-api/${purpose}`, 32)))
-  app.decorate('issueAccessToken', (claims: AccessTokenClaims) => app.jwt.sign(claims, { jti: randomUUID() }))
+  // `jti` in the payload: per-call signer options would make @fastify/jwt build a new signer for every token.
+  app.decorate('issueAccessToken', (claims: AccessTokenClaims) => app.jwt.sign({ ...claims, jti: randomUUID() }))
 
   app.decorate('authenticate', async (token: string): Promise<Principal> => {
     let payload: unknown

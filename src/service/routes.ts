@@ -7,8 +7,6 @@ const unlimited = { rateLimit: false }
 
 const service: FastifyPluginAsyncTypebox = async (app) => {
   for (const schema of serviceComponents) app.addSchema(schema)
-  let closing = false
-  app.addHook('preClose', async () => { closing = true })
 
   app.get('/', { schema: getIndex }, async () => ({
     name: packageInfo.name,
@@ -30,7 +28,6 @@ const service: FastifyPluginAsyncTypebox = async (app) => {
   app.get('/health/live', { schema: getLiveness, config: { ...unlimited, loadShedding: false } }, async () => ({ status: 'ok' as const }))
 
   app.get('/health/ready', { schema: getReadiness, config: unlimited }, async (request) => {
-    if (closing) throw serviceUnavailable('The server is shutting down', 5)
     const ready = await app.database.ready().catch((error: unknown) => {
       request.log.warn({ err: error }, 'readiness check failed')
       return false

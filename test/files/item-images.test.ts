@@ -64,6 +64,7 @@ for (const { file, type } of IMAGES) {
     t.equal(image.headers.etag, `"${createHash('sha256').update(data).digest('hex')}"`)
     t.equal(image.headers['cache-control'], 'public, no-cache')
     t.equal(image.headers['x-content-type-options'], 'nosniff')
+    t.equal(image.headers['cross-origin-resource-policy'], 'cross-origin', 'embeddable by pages on other sites')
 
     const [stored] = await app.db.select().from(files).where(eq(files.ownerId, item.ownerId))
     t.match(stored, { contentType: type, size: data.length, sha256: createHash('sha256').update(data).digest('hex') })

@@ -34,7 +34,7 @@ export interface AppOptions {
 }
 
 /** JSON bodies are limited to 1 MiB; uploads have their own limit. */
-export const BODY_LIMIT = 1_048_576
+const BODY_LIMIT = 1_048_576
 
 export async function buildApp (config: Config, options: AppOptions = {}): Promise<FastifyInstance> {
   const app = Fastify({

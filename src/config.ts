@@ -106,7 +106,7 @@ export function loadConfig (env: Record<string, string | undefined> = process.en
 }
 
 /** Loads `.env` from the working directory, when present, without overriding the real environment. */
-export function loadDotEnv (path = '.env'): void {
+function loadDotEnv (path = '.env'): void {
   if (existsSync(path)) process.loadEnvFile(path)
 }
 

@@ -9,7 +9,7 @@ export const ALL_SCOPES: Scope[] = [...KNOWN]
 /** What a password grant gets when it asks for nothing: `admin` must always be asked for. */
 export const DEFAULT_SCOPES: Scope[] = ['profile', 'items:write']
 
-export const isScope = (value: string): value is Scope => (KNOWN as string[]).includes(value)
+const isScope = (value: string): value is Scope => (KNOWN as string[]).includes(value)
 
 /** Scopes in their canonical order, space separated, as in the token response and the `scope` claim. */
 export const formatScopes = (scopes: Iterable<Scope>): string => {

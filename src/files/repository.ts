@@ -24,20 +24,21 @@ export interface StoredImage {
 /** The entity tags of an `If-None-Match` header: `*` (any), or the SHA-256 hashes it lists. */
 export type KnownTags = '*' | string[]
 
-export async function insertFile (db: Executor, ownerId: string, image: Image): Promise<string> {
+/** Stores a file (its size and SHA-256 computed here) and returns its id. */
+export async function insertFile (db: Executor, ownerId: string, file: { contentType: string, data: Buffer }): Promise<string> {
   const id = uuidv7()
   await db.insert(files).values({
     id,
     ownerId,
-    contentType: image.contentType,
-    size: image.data.length,
-    sha256: createHash('sha256').update(image.data).digest('hex'),
-    data: image.data
+    contentType: file.contentType,
+    size: file.data.length,
+    sha256: createHash('sha256').update(file.data).digest('hex'),
+    data: file.data
   })
   return id
 }
 
-export async function deleteFileById (db: Executor, id: string): Promise<void> {
+async function deleteFileById (db: Executor, id: string): Promise<void> {
   await db.delete(files).where(eq(files.id, id))
 }
 

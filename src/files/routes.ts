@@ -24,7 +24,7 @@ const preconditionFailed = () =>
   new HttpProblem(412, 'The item has changed since the version named in If-Match: fetch it again', { code: 'precondition-failed' })
 
 /** The hashes an `If-None-Match` header lists (weak or strong, as RFC 9110 compares them for GET), or `*`. */
-export function knownTags (header: string | undefined): repository.KnownTags {
+function knownTags (header: string | undefined): repository.KnownTags {
   if (header === undefined) return []
   if (header.trim() === '*') return '*'
   return header.split(',')

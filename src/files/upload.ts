@@ -1,7 +1,8 @@
 import type { FastifyRequest } from 'fastify'
 import { fileTypeFromBuffer } from 'file-type'
 import { IMAGE_TYPES } from '../../schemas/files.js'
-import { readUploadedFile, unsupportedMediaType } from '../lib/multipart.js'
+import { readUploadedFile } from '../lib/multipart.js'
+import { unsupportedMediaType } from '../lib/problem.js'
 import type { Image } from './repository.js'
 
 /**

@@ -41,7 +41,7 @@ export const toItem = (row: ItemRow): Item => ({
 export const itemEtag = (row: Pick<ItemRow, 'id' | 'version'>) => `"${row.id}.${row.version}"`
 
 /** Money to the exact decimal text Postgres stores (prices are validated to at most 2 decimals). */
-export const priceText = (price: number) => price.toFixed(2)
+const priceText = (price: number) => price.toFixed(2)
 
 export async function insertItem (db: Executor, ownerId: string, input: ItemCreate): Promise<ItemRow> {
   const [row] = await db.insert(items).values({

@@ -7,7 +7,7 @@ import type { Executor } from '../db/client.js'
 import { strictJsonParser } from '../lib/json-body.js'
 import { assertOwnerOrAdmin } from '../lib/ownership.js'
 import { CursorCodec, nextLink } from '../lib/pagination.js'
-import { badRequest, conflict, HttpProblem, notFound } from '../lib/problem.js'
+import { conflict, HttpProblem, invalidRequest, notFound, unsupportedMediaType } from '../lib/problem.js'
 import { currentPrincipal } from '../plugins/auth.js'
 import { ifMatchHolds, ifNoneMatchFails } from '../lib/conditional.js'
 import * as repository from './repository.js'
@@ -27,7 +27,7 @@ const accepting = (mediaTypes: string[]): onRequestAsyncHookHandler => async (re
   if (header === undefined) return
   const essence = (header.split(';')[0] ?? '').trim().toLowerCase()
   if (!mediaTypes.includes(essence)) {
-    throw new HttpProblem(415, `This operation accepts ${mediaTypes.join(' or ')}, not ${essence}`, { code: 'unsupported-media-type' })
+    throw unsupportedMediaType(`This operation accepts ${mediaTypes.join(' or ')}, not ${essence}`)
   }
 }
 
@@ -77,10 +77,7 @@ const items: FastifyPluginAsyncTypebox = async (app) => {
   app.get('/api/v1/items', { schema: listItems }, async (request, reply) => {
     const { limit, cursor, sort, q, tag, ownerId, minPrice, maxPrice } = request.query
     if (minPrice !== undefined && maxPrice !== undefined && minPrice > maxPrice) {
-      throw badRequest('The query string is invalid', {
-        code: 'validation-error',
-        errors: [{ in: 'query', path: '/minPrice', message: 'must not be greater than maxPrice' }]
-      })
+      throw invalidRequest([{ in: 'query', path: '/minPrice', message: 'must not be greater than maxPrice' }])
     }
     const page = await repository.listItems(app.db, cursors, { sort, limit, cursor, filters: { q, tags: tag, ownerId, minPrice, maxPrice } })
     if (page.nextCursor !== null) reply.header('link', nextLink(request.url, page.nextCursor))

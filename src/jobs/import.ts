@@ -5,7 +5,7 @@ import { MAX_LISTED_IMPORT_ERRORS, type ImportError, type ImportResult } from '.
 import type { Db } from '../db/client.js'
 import { insertItem } from '../items/repository.js'
 import { bodyOptions } from '../lib/validation.js'
-import { validationIssues } from '../plugins/errors.js'
+import { findNul, validationIssues } from '../plugins/errors.js'
 import { findInputFile, findJobById, lockJob, updateJob, type ImportFormat, type JobRow } from './repository.js'
 
 type RowIssue = ImportError['errors'][number]
@@ -18,7 +18,7 @@ interface Row {
 }
 
 /** The file as a whole cannot be read: the job fails with this message. */
-export class UnreadableFileError extends Error {
+class UnreadableFileError extends Error {
   override name = 'UnreadableFileError'
 }
 
@@ -30,7 +30,7 @@ export class ImportInterruptedError extends Error {
   }
 }
 
-export const CSV_HEADER = ['name', 'description', 'price', 'tags'] as const
+const CSV_HEADER = ['name', 'description', 'price', 'tags'] as const
 const MAX_ISSUES_PER_ROW = 100
 const MAX_TEXT = 1000
 
@@ -53,20 +53,14 @@ const validateItem: Validator = (() => {
 const clip = (text: string) => text.length > MAX_TEXT ? `${text.slice(0, MAX_TEXT - 1)}…` : text
 
 /** Why a row is not a valid `ItemCreate`; empty when it is. */
-export function rowIssues (value: unknown): RowIssue[] {
+function rowIssues (value: unknown): RowIssue[] {
   if (!validateItem(value)) {
     return validationIssues('body', validateItem.errors ?? [])
       .slice(0, MAX_ISSUES_PER_ROW)
       .map(({ path, message }) => ({ path: clip(path), message: clip(message) }))
   }
   // Postgres refuses NUL in text, as the API does.
-  const item = value as ItemCreate
-  const texts: Array<[string, string | null | undefined]> = [
-    ['/name', item.name],
-    ['/description', item.description],
-    ...(item.tags ?? []).map((tag, index): [string, string] => [`/tags/${index}`, tag])
-  ]
-  return texts.filter(([, text]) => text?.includes('\u0000') === true).map(([path]) => ({ path, message: 'must not contain NUL characters' }))
+  return findNul(value).map((path) => ({ path, message: 'must not contain NUL characters' }))
 }
 
 const utf8 = new TextDecoder('utf-8', { fatal: true })
@@ -81,7 +75,7 @@ function decode (data: Uint8Array): string {
 }
 
 /** One JSON value per line; blank lines are skipped but counted. */
-export function ndjsonRows (text: string): Row[] {
+function ndjsonRows (text: string): Row[] {
   const rows: Row[] = []
   text.split('\n').forEach((raw, index) => {
     const line = raw.endsWith('\r') ? raw.slice(0, -1) : raw
@@ -112,7 +106,7 @@ function csvItem ([name = '', description = '', price = '', tags = '']: string[]
 interface CsvRecord { record: string[], raw: string, info: { lines: number } }
 
 /** RFC 4180 CSV under the header `name,description,price,tags`; empty lines are skipped. */
-export function csvRows (text: string): Row[] {
+function csvRows (text: string): Row[] {
   let records: CsvRecord[]
   try {
     records = parseCsv(text, { info: true, raw: true, relax_column_count: true, skip_empty_lines: true }) as unknown as CsvRecord[]
@@ -135,7 +129,7 @@ export function csvRows (text: string): Row[] {
   })
 }
 
-export function readRows (format: string, data: Uint8Array): Row[] {
+function readRows (format: string, data: Uint8Array): Row[] {
   const text = decode(data)
   const formats: Record<ImportFormat, (text: string) => Row[]> = { 'text/csv': csvRows, 'application/x-ndjson': ndjsonRows }
   const read = formats[format as ImportFormat] as ((text: string) => Row[]) | undefined

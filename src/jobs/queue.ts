@@ -5,9 +5,9 @@ import { sql, type SQL } from 'drizzle-orm'
 import { rows, type Executor, type RawResult } from '../db/client.js'
 import { finish, ImportInterruptedError, runImport, type ImportRunOptions } from './import.js'
 
-export const IMPORT_QUEUE = 'items.import'
+const IMPORT_QUEUE = 'items.import'
 /** pg-boss keeps its tables in this schema, which it creates and migrates itself, outside our drizzle migrations. */
-export const QUEUE_SCHEMA = 'pgboss'
+const QUEUE_SCHEMA = 'pgboss'
 
 export interface JobsOptions {
   /** Whether this instance works on imports (default true); without, it only accepts them. */
@@ -43,7 +43,7 @@ const RETRIES = { retryLimit: 10, retryDelay: 1, retryBackoff: true, expireInSec
 const STOP_TIMEOUT_MS = 5_000
 
 /** `$1`-style SQL text and values as a drizzle query, so pg-boss can write through one of our transactions. */
-export function boundSql (text: string, values: unknown[]): SQL {
+function boundSql (text: string, values: unknown[]): SQL {
   const query = sql.empty()
   text.split(/\$([0-9]+)/).forEach((chunk, index) => {
     // Odd chunks are the numbers of the placeholders.

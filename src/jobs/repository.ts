@@ -3,6 +3,7 @@ import { and, eq, inArray, sql } from 'drizzle-orm'
 import { v7 as uuidv7 } from 'uuid'
 import type { ImportResult, Job, JobStatus } from '../../schemas/jobs.js'
 import type { Executor } from '../db/client.js'
+import { insertFile } from '../files/repository.js'
 import { files, jobs } from '../db/schema.js'
 
 export type JobRow = typeof jobs.$inferSelect
@@ -35,15 +36,7 @@ export interface NewUpload {
 
 /** Stores the file and a queued import job reading it. */
 export async function insertImportJob (db: Executor, upload: NewUpload): Promise<JobRow> {
-  const fileId = uuidv7()
-  await db.insert(files).values({
-    id: fileId,
-    ownerId: upload.ownerId,
-    contentType: upload.contentType,
-    size: upload.data.byteLength,
-    sha256: createHash('sha256').update(upload.data).digest('hex'),
-    data: upload.data
-  })
+  const fileId = await insertFile(db, upload.ownerId, upload)
   const [row] = await db.insert(jobs).values({
     id: uuidv7(),
     kind: 'items.import',

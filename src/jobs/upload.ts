@@ -1,10 +1,11 @@
 import { extname } from 'node:path'
 import type { FastifyRequest } from 'fastify'
-import { readUploadedFile, unsupportedMediaType } from '../lib/multipart.js'
+import { readUploadedFile } from '../lib/multipart.js'
+import { unsupportedMediaType } from '../lib/problem.js'
 import type { ImportFormat } from './repository.js'
 
 /** The format of an import file: by its name's extension, else by its declared type. */
-export function importFormat (filename: string, mimetype: string): ImportFormat | undefined {
+function importFormat (filename: string, mimetype: string): ImportFormat | undefined {
   const extension = extname(filename).toLowerCase()
   if (extension === '.ndjson') return 'application/x-ndjson'
   if (extension === '.csv') return 'text/csv'

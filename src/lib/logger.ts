@@ -32,7 +32,7 @@ function databaseErrorIn (error: Error): Error | undefined {
  * any error wrapping one as its `cause`. Log what identifies the failure (SQLSTATE,
  * constraint, stack frames), never that text.
  */
-export function serializeError (error: Error): { type: string, message: string, stack: string, [key: string]: unknown } {
+function serializeError (error: Error): { type: string, message: string, stack: string, [key: string]: unknown } {
   const database = databaseErrorIn(error)
   if (database === undefined) return serializeErr(error)
   const code = sqlState(database)
@@ -52,7 +52,7 @@ export function serializeError (error: Error): { type: string, message: string, 
 }
 
 /** Masks `access_token` query values (WebSocket clients pass their token there). */
-export const redactUrl = (url: string) => url.replace(/([?&]access_token=)[^&#]*/gi, '$1[Redacted]')
+const redactUrl = (url: string) => url.replace(/([?&]access_token=)[^&#]*/gi, '$1[Redacted]')
 
 const SECRET_FIELDS = ['password', 'currentPassword', 'newPassword', 'refresh_token', 'refreshToken', 'access_token', 'accessToken', 'client_secret', 'token']
 

@@ -1,11 +1,11 @@
 import type { MultipartFile } from '@fastify/multipart'
 import type { FastifyRequest, FastifySchema, FastifySchemaCompiler } from 'fastify'
 import type { ValidationIssue } from '../../schemas/common.js'
-import { badRequest, HttpProblem } from './problem.js'
+import { badRequest, HttpProblem, invalidRequest, pointer, unsupportedMediaType } from './problem.js'
 import { schemaController } from './validation.js'
 
 /** The one part an upload holds. */
-export const FILE_PART = 'file'
+const FILE_PART = 'file'
 
 /**
  * Busboy limits for an upload: one file of at most `maxBytes`, and room for a few small stray
@@ -22,8 +22,6 @@ export const uploadLimits = (maxBytes: number) => ({
 })
 
 const MULTIPART = /^multipart\/form-data\s*(;|$)/i
-
-export const unsupportedMediaType = (detail: string) => new HttpProblem(415, detail, { code: 'unsupported-media-type' })
 
 /** A preParsing hook: refuses a body that is not `multipart/form-data` before it is read. */
 export async function requireMultipart (request: FastifyRequest): Promise<void> {
@@ -44,9 +42,6 @@ export function streamedBodyValidator (): FastifySchemaCompiler<FastifySchema> {
   const compile = buildValidator({}) as unknown as FastifySchemaCompiler<FastifySchema>
   return (route) => route.httpPart === 'body' ? () => true : compile(route)
 }
-
-const pointer = (name: string) => `/${name.replaceAll('~', '~0').replaceAll('/', '~1')}`
-const invalidBody = (errors: ValidationIssue[]) => badRequest('The request body is invalid', { code: 'validation-error', errors })
 
 /**
  * Past the limit, the rest of the body is not read: the connection is closed after the answer,
@@ -82,9 +77,9 @@ function parserProblem (error: unknown, maxBytes: number): HttpProblem {
   if (error instanceof HttpProblem) return error
   const code = (error as { code?: unknown }).code
   if (code === 'FST_REQ_FILE_TOO_LARGE') return tooLarge(maxBytes)
-  if (code === 'FST_FILES_LIMIT') return invalidBody([{ in: 'body', path: pointer(FILE_PART), message: 'must be the only file' }])
+  if (code === 'FST_FILES_LIMIT') return invalidRequest([{ in: 'body', path: pointer(FILE_PART), message: 'must be the only file' }])
   if (code === 'FST_FIELDS_LIMIT' || code === 'FST_PARTS_LIMIT') {
-    return invalidBody([{ in: 'body', path: '', message: 'must hold exactly one part, named file' }])
+    return invalidRequest([{ in: 'body', path: '', message: 'must hold exactly one part, named file' }])
   }
   return badRequest('The multipart/form-data body is malformed', { code: 'malformed-body' })
 }
@@ -121,6 +116,6 @@ export async function readUploadedFile (request: FastifyRequest, maxBytes: numbe
   if (file === undefined && !issues.some((issue) => issue.path === pointer(FILE_PART))) {
     issues.push({ in: 'body', path: pointer(FILE_PART), message: 'is required' })
   }
-  if (issues.length > 0 || file === undefined) throw invalidBody(issues)
+  if (issues.length > 0 || file === undefined) throw invalidRequest(issues)
   return file
 }

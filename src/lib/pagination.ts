@@ -1,7 +1,7 @@
 import { createHash, createHmac, timingSafeEqual } from 'node:crypto'
 import { and, asc, desc, or, sql, type SQL } from 'drizzle-orm'
 import type { AnyPgColumn } from 'drizzle-orm/pg-core'
-import { badRequest } from './problem.js'
+import { badRequest, invalidRequest } from './problem.js'
 
 /** What a sort key may hold. Sort keys are non-null columns, so a row always has a value for each. */
 export type CursorValue = string | number | boolean | Date
@@ -54,7 +54,7 @@ export function parseSort (spec: string, columns: Record<string, AnyPgColumn>, t
       ? `has an unknown field "${field}"`
       : keys.some((key) => key.field === field) ? `names "${field}" twice` : undefined
     if (column === undefined || issue !== undefined) {
-      throw badRequest('The query string is invalid', { code: 'validation-error', errors: [{ in: 'query', path: '/sort', message: issue ?? 'is invalid' }] })
+      throw invalidRequest([{ in: 'query', path: '/sort', message: issue ?? 'is invalid' }])
     }
     keys.push({ field, column, descending })
   }

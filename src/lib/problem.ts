@@ -8,7 +8,10 @@ export interface ProblemOptions {
   errors?: ValidationIssue[]
 }
 
-export const problemType = (code: string) => `urn:catalog-api:problem:${code}`
+/** One JSON-pointer segment (RFC 6901 escaping), slash included. */
+export const pointer = (segment: unknown) => `/${String(segment).replaceAll('~', '~0').replaceAll('/', '~1')}`
+
+const problemType = (code: string) => `urn:catalog-api:problem:${code}`
 
 /**
  * The one error type handlers throw. The error handler renders it as
@@ -52,3 +55,11 @@ export const notFound = (detail: string, options?: ProblemOptions) => new HttpPr
 export const conflict = (detail: string, options?: ProblemOptions) => new HttpProblem(409, detail, options)
 export const serviceUnavailable = (detail: string, retryAfterSeconds: number) =>
   new HttpProblem(503, detail, { headers: { 'retry-after': String(retryAfterSeconds) } })
+
+const PART_NAMES: Record<ValidationIssue['in'], string> = { body: 'request body', query: 'query string', path: 'path parameters', header: 'request headers' }
+
+/** A 400 listing every failing field of one part of the request. */
+export const invalidRequest = (errors: ValidationIssue[]) =>
+  badRequest(`The ${PART_NAMES[errors[0]?.in ?? 'body']} is invalid`, { code: 'validation-error', errors })
+
+export const unsupportedMediaType = (detail: string) => new HttpProblem(415, detail, { code: 'unsupported-media-type' })

@@ -51,7 +51,7 @@ declare module 'fastify' {
   }
 }
 
-export const REALM = 'catalog-api'
+const REALM = 'catalog-api'
 const UUID = /^[0-9a-f]{8}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{12}$/i
 
 /** The secret from config, else one generated once and kept under DATA_DIR, so restarts keep tokens valid. */

@@ -5,9 +5,9 @@ import fp from 'fastify-plugin'
 import { commonComponents, OAUTH2_SCHEME, problemResponse, SCOPES } from '../../schemas/common.js'
 import { packageInfo } from '../paths.js'
 
-export const TOKEN_URL = '/api/v1/auth/token'
+const TOKEN_URL = '/api/v1/auth/token'
 
-export const TAGS = [
+const TAGS = [
   { name: 'auth', description: 'OAuth2 password flow: tokens, refresh and revocation' },
   { name: 'users', description: 'Accounts: sign-up, your own profile, and user administration' },
   { name: 'items', description: 'The catalog: items, their images, search and imports' },
@@ -21,7 +21,7 @@ type DocumentedSchema = FastifySchema & { hide?: boolean, security?: unknown[], 
  * Fills in what every operation shares, so each route states only what is its own:
  * `security: []` when public, and the error responses any route can give (429 where rate limited).
  */
-export function addSharedResponses (schema: DocumentedSchema, method: string, rateLimited: boolean): void {
+function addSharedResponses (schema: DocumentedSchema, method: string, rateLimited: boolean): void {
   schema.security ??= []
   const response = schema.response ?? {}
   const statuses = [401, 500, 503]

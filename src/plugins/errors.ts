@@ -6,15 +6,12 @@ import fp from 'fastify-plugin'
 import FindMyWay, { type HTTPMethod } from 'find-my-way'
 import type { ValidationIssue } from '../../schemas/common.js'
 import { sqlState } from '../lib/logger.js'
-import { badRequest, HttpProblem, notFound, serviceUnavailable } from '../lib/problem.js'
+import { HttpProblem, invalidRequest, notFound, pointer, serviceUnavailable, unsupportedMediaType } from '../lib/problem.js'
 
 const PARTS: Record<string, ValidationIssue['in']> = { body: 'body', querystring: 'query', params: 'path', headers: 'header' }
-const PART_NAMES: Record<ValidationIssue['in'], string> = { body: 'request body', query: 'query string', path: 'path parameters', header: 'request headers' }
 const METHODS: HTTPMethod[] = ['GET', 'HEAD', 'POST', 'PUT', 'PATCH', 'DELETE', 'OPTIONS']
 
 interface AjvIssue { instancePath: string, keyword: string, message?: string, params: Record<string, unknown> }
-
-const pointer = (segment: unknown) => `/${String(segment).replaceAll('~', '~0').replaceAll('/', '~1')}`
 
 /** Every failing field of the failing part, as `{ in, path, message }`. */
 export function validationIssues (part: ValidationIssue['in'], errors: AjvIssue[]): ValidationIssue[] {
@@ -36,7 +33,7 @@ export function validationIssues (part: ValidationIssue['in'], errors: AjvIssue[
  * Postgres rejects NUL in text, and no field of ours may carry one: report each like a validation error.
  * Iterative, so a deeply nested body cannot overflow the stack.
  */
-function findNul (root: unknown): string[] {
+export function findNul (root: unknown): string[] {
   const found: string[] = []
   const pending: Array<[unknown, string]> = [[root, '']]
   for (let next = pending.pop(); next !== undefined; next = pending.pop()) {
@@ -65,7 +62,7 @@ function toProblem (error: FastifyError): HttpProblem | undefined {
   if (error instanceof HttpProblem) return error
   if (error.validation !== undefined) {
     const part = PARTS[error.validationContext ?? 'body'] ?? 'body'
-    return badRequest(`The ${PART_NAMES[part]} is invalid`, { code: 'validation-error', errors: validationIssues(part, error.validation) })
+    return invalidRequest(validationIssues(part, error.validation))
   }
   const fromDatabase = databaseProblem(error)
   if (fromDatabase !== undefined) return fromDatabase
@@ -148,15 +145,12 @@ export default fp(async function errors (app: FastifyInstance) {
   app.addHook('preValidation', async (request) => {
     // A route documents the media types it accepts; one documenting no body accepts none.
     if (request.body !== undefined && request.routeOptions.schema?.body === undefined) {
-      throw new HttpProblem(415, `${request.method} ${request.routeOptions.url ?? request.url} takes no request body`, { code: 'unsupported-media-type' })
+      throw unsupportedMediaType(`${request.method} ${request.routeOptions.url ?? request.url} takes no request body`)
     }
     for (const [part, value] of [['body', request.body], ['query', request.query], ['path', request.params]] as const) {
       const paths = findNul(value)
       if (paths.length > 0) {
-        throw badRequest(`The ${PART_NAMES[part]} is invalid`, {
-          code: 'validation-error',
-          errors: paths.map((path) => ({ in: part, path, message: 'must not contain NUL characters' }))
-        })
+        throw invalidRequest(paths.map((path) => ({ in: part, path, message: 'must not contain NUL characters' })))
       }
     }
   })

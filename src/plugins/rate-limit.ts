@@ -26,7 +26,7 @@ declare module 'fastify' {
 /** The client address; requests without one (injected WebSocket upgrades) share a key rather than fail. */
 export const clientIp = (request: FastifyRequest): string => request.ip ?? 'unknown'
 
-export const tooManyRequests = (retryAfterSeconds: number) =>
+const tooManyRequests = (retryAfterSeconds: number) =>
   new HttpProblem(429, `Too many requests: retry in ${retryAfterSeconds} seconds`, {
     code: 'rate-limited',
     headers: { 'retry-after': String(retryAfterSeconds) }

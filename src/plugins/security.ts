@@ -13,7 +13,7 @@ export function requestId (request: { headers: Record<string, string | string[] 
   return typeof given === 'string' && REQUEST_ID.test(given) ? given : randomUUID()
 }
 
-export const EXPOSED_HEADERS = ['ETag', 'Location', 'Link', 'Retry-After', 'RateLimit-Limit', 'RateLimit-Remaining', 'RateLimit-Reset', 'RateLimit-Policy', 'X-Request-Id']
+const EXPOSED_HEADERS = ['ETag', 'Location', 'Link', 'Retry-After', 'RateLimit-Limit', 'RateLimit-Remaining', 'RateLimit-Reset', 'RateLimit-Policy', 'X-Request-Id']
 
 /** Security headers (with a CSP Swagger UI works under), CORS from config, and the request id echoed back. */
 export default fp(async function security (app: FastifyInstance, { config }: { config: Config }) {

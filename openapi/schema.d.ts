@@ -1517,6 +1517,8 @@ export interface operations {
                 headers: {
                     /** @description The URL of the new user */
                     Location?: string;
+                    /** @description Strong entity tag of this version of the account; send it in `If-None-Match` */
+                    ETag?: string;
                     [name: string]: unknown;
                 };
                 content: {
@@ -1609,7 +1611,13 @@ export interface operations {
     getCurrentUser: {
         parameters: {
             query?: never;
-            header?: never;
+            header?: {
+                /**
+                 * @description Answer 304 without a body when the account's current `ETag` is one of these (weak comparison), or for `*`
+                 * @example "0196f1c2-7a8b-7cde-8f01-23456789abcd.1746100800000"
+                 */
+                "If-None-Match"?: string;
+            };
             path?: never;
             cookie?: never;
         };
@@ -1618,10 +1626,30 @@ export interface operations {
             /** @description Your account */
             200: {
                 headers: {
+                    /** @description Strong entity tag of this version of the account; send it in `If-None-Match` */
+                    ETag?: string;
                     [name: string]: unknown;
                 };
                 content: {
                     "application/json": components["schemas"]["User"];
+                };
+            };
+            /** @description Not modified: your `If-None-Match` holds the current `ETag` */
+            304: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": unknown;
+                };
+            };
+            /** @description The request is invalid: every failing field is listed in `errors` */
+            400: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/problem+json": components["schemas"]["Problem"];
                 };
             };
             /** @description The access token is missing, invalid or expired */
@@ -1759,6 +1787,8 @@ export interface operations {
             /** @description Your updated account */
             200: {
                 headers: {
+                    /** @description Strong entity tag of this version of the account; send it in `If-None-Match` */
+                    ETag?: string;
                     [name: string]: unknown;
                 };
                 content: {
@@ -1945,7 +1975,13 @@ export interface operations {
     getUser: {
         parameters: {
             query?: never;
-            header?: never;
+            header?: {
+                /**
+                 * @description Answer 304 without a body when the account's current `ETag` is one of these (weak comparison), or for `*`
+                 * @example "0196f1c2-7a8b-7cde-8f01-23456789abcd.1746100800000"
+                 */
+                "If-None-Match"?: string;
+            };
             path: {
                 /** @description The resource id */
                 id: string;
@@ -1957,10 +1993,21 @@ export interface operations {
             /** @description The user */
             200: {
                 headers: {
+                    /** @description Strong entity tag of this version of the account; send it in `If-None-Match` */
+                    ETag?: string;
                     [name: string]: unknown;
                 };
                 content: {
                     "application/json": components["schemas"]["User"];
+                };
+            };
+            /** @description Not modified: your `If-None-Match` holds the current `ETag` */
+            304: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": unknown;
                 };
             };
             /** @description The request is invalid: every failing field is listed in `errors` */
@@ -2140,6 +2187,8 @@ export interface operations {
             /** @description The updated user */
             200: {
                 headers: {
+                    /** @description Strong entity tag of this version of the account; send it in `If-None-Match` */
+                    ETag?: string;
                     [name: string]: unknown;
                 };
                 content: {
@@ -3390,6 +3439,8 @@ export interface operations {
             /** @description Your account, with its `avatarUrl` */
             200: {
                 headers: {
+                    /** @description Strong entity tag of this version of the account */
+                    ETag?: string;
                     [name: string]: unknown;
                 };
                 content: {

@@ -97,7 +97,7 @@ export const uploadAvatar = {
   security: requires(['profile']),
   body: uploadBody,
   response: {
-    200: { description: 'Your account, with its `avatarUrl`', content: { 'application/json': { schema: Ref(UserSchema) } } },
+    200: { description: 'Your account, with its `avatarUrl`', headers: { ETag: { type: 'string', maxLength: 200, description: 'Strong entity tag of this version of the account' } }, content: { 'application/json': { schema: Ref(UserSchema) } } },
     ...problems(400, 403, 413, 415)
   }
 } as const

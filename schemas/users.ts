@@ -1,5 +1,5 @@
 import { Type, type Static } from '@sinclair/typebox'
-import { DateTime, Email, IdParamsSchema, json, Nullable, Page, pageResponse, PaginationQuery, problems, Ref, requires, StrictObject, StringEnum, Uuid } from './common.js'
+import { DateTime, Email, EntityTagsHeader, IdParamsSchema, json, Nullable, Page, pageResponse, PaginationQuery, problems, Ref, requires, StrictObject, StringEnum, Uuid } from './common.js'
 
 const FullName = Nullable(Type.String({ minLength: 1, maxLength: 200, description: 'Display name; null when not given', examples: ['Ada Lovelace'] }))
 const Password = (description: string) => Type.String({ minLength: 8, maxLength: 128, writeOnly: true, description: `${description}; 8 to 128 characters` })
@@ -91,6 +91,11 @@ export type UserListQuery = Static<typeof UserListQuerySchema>
 export const usersComponents = [UserSchema, UserCreateSchema, UserUpdateSchema, UserAdminUpdateSchema, PasswordChangeSchema, UserPageSchema]
 
 const location = { Location: { type: 'string', maxLength: 2000, description: 'The URL of the new user' } }
+const etag = { ETag: { type: 'string', maxLength: 200, description: 'Strong entity tag of this version of the account; send it in `If-None-Match`' } }
+const userResponse = (description: string) => ({ description, headers: etag, content: json(Ref(UserSchema)) })
+const IfNoneMatchHeaders = Type.Object({
+  'If-None-Match': EntityTagsHeader('Answer 304 without a body when the account\'s current `ETag` is one of these (weak comparison), or for `*`', '"0196f1c2-7a8b-7cde-8f01-23456789abcd.1746100800000"')
+})
 const noContent = (description: string) => ({ type: 'null', description } as const)
 
 export const createUser = {
@@ -101,7 +106,7 @@ export const createUser = {
     'in which case only a token with the `admin` scope may create users (403 otherwise).',
   body: Ref(UserCreateSchema),
   response: {
-    201: { description: 'The new user', headers: location, content: json(Ref(UserSchema)) },
+    201: { description: 'The new user', headers: { ...location, ...etag }, content: json(Ref(UserSchema)) },
     ...problems(403, 409)
   }
 } as const
@@ -112,7 +117,8 @@ export const getCurrentUser = {
   summary: 'Your account',
   description: 'The user the access token belongs to. Served with `Cache-Control: private, no-store`.',
   security: requires(['profile']),
-  response: { 200: Ref(UserSchema, { description: 'Your account' }), ...problems(403) }
+  headers: IfNoneMatchHeaders,
+  response: { 200: userResponse('Your account'), 304: { description: 'Not modified: your `If-None-Match` holds the current `ETag`' }, ...problems(403) }
 } as const
 
 export const updateCurrentUser = {
@@ -122,7 +128,7 @@ export const updateCurrentUser = {
   description: 'Changes your name or email. An email another account uses is 409.',
   security: requires(['profile']),
   body: Ref(UserUpdateSchema),
-  response: { 200: Ref(UserSchema, { description: 'Your updated account' }), ...problems(403, 409) }
+  response: { 200: userResponse('Your updated account'), ...problems(403, 409) }
 } as const
 
 export const changePassword = {
@@ -166,7 +172,8 @@ export const getUser = {
   description: 'Any user, by id.',
   security: requires(['admin']),
   params: IdParamsSchema,
-  response: { 200: Ref(UserSchema, { description: 'The user' }), ...problems(403, 404) }
+  headers: IfNoneMatchHeaders,
+  response: { 200: userResponse('The user'), 304: { description: 'Not modified: your `If-None-Match` holds the current `ETag`' }, ...problems(403, 404) }
 } as const
 
 export const updateUser = {
@@ -178,7 +185,7 @@ export const updateUser = {
   security: requires(['admin']),
   params: IdParamsSchema,
   body: Ref(UserAdminUpdateSchema),
-  response: { 200: Ref(UserSchema, { description: 'The updated user' }), ...problems(403, 404, 409) }
+  response: { 200: userResponse('The updated user'), ...problems(403, 404, 409) }
 } as const
 
 export const deleteUser = {

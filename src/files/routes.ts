@@ -11,7 +11,7 @@ import { ifMatchHolds } from '../lib/conditional.js'
 import { assertOwnerOrAdmin } from '../lib/ownership.js'
 import { HttpProblem, notFound } from '../lib/problem.js'
 import { currentPrincipal } from '../plugins/auth.js'
-import { toUser } from '../users/repository.js'
+import { toUser, userEtag } from '../users/repository.js'
 import * as repository from './repository.js'
 import { requireMultipart, streamedBodyValidator, uploadLimits } from '../lib/multipart.js'
 import { readImageUpload } from './upload.js'
@@ -73,12 +73,13 @@ const files: FastifyPluginAsyncTypebox<{ config: Config }> = async (app, { confi
     return sendImage(reply, image)
   })
 
-  app.put('/api/v1/users/me/avatar', { schema: uploadAvatar, ...upload }, async (request) => {
+  app.put('/api/v1/users/me/avatar', { schema: uploadAvatar, ...upload }, async (request, reply) => {
     const { id } = currentPrincipal(request)
     const image = await readImageUpload(request, config.UPLOAD_MAX_BYTES)
     const row = await repository.setAvatar(app.db, id, image)
     // The token was checked against an existing user moments ago; it may have been deleted since.
     if (row === undefined) throw notFound('Your account no longer exists')
+    reply.header('etag', userEtag(row))
     return toUser(row)
   })
 

@@ -63,6 +63,9 @@ export const toUser = (row: UserRow): User => ({
   updatedAt: row.updatedAt.toISOString()
 })
 
+/** A strong ETag from the last change: every write sets `updatedAt`, at millisecond precision. */
+export const userEtag = (row: Pick<UserRow, 'id' | 'updatedAt'>) => `"${row.id}.${row.updatedAt.getTime()}"`
+
 const sameEmail = (email: string) => eq(sql`lower(${users.email})`, email.toLowerCase())
 
 /** Runs `work`, turning the case-insensitive unique email index's violation into a 409 problem. */

@@ -1,4 +1,5 @@
 import type { FastifyPluginAsyncTypebox } from '@fastify/type-provider-typebox'
+import type { FastifyReply, FastifyRequest } from 'fastify'
 import {
   changePassword, createUser, deleteCurrentUser, deleteUser, getCurrentUser, getUser, listUsers,
   updateCurrentUser, updateUser, usersComponents, type UserAdminUpdate
@@ -7,6 +8,7 @@ import { hashPassword, verifyPassword } from '../auth/passwords.js'
 import { revokeUserSessions } from '../auth/repository.js'
 import type { Config } from '../config.js'
 import type { Executor } from '../db/client.js'
+import { ifNoneMatchFails } from '../lib/conditional.js'
 import { CursorCodec, nextLink } from '../lib/pagination.js'
 import { badRequest, conflict, forbidden, notFound } from '../lib/problem.js'
 import { currentPrincipal } from '../plugins/auth.js'
@@ -39,6 +41,14 @@ async function changeUser<T> (
 
 const endsSuperuser = (changes: UserAdminUpdate) => changes.isActive === false || changes.isSuperuser === false
 
+/** A user with its `ETag`; a GET whose `If-None-Match` holds it is answered 304. */
+function sendUser (request: FastifyRequest, reply: FastifyReply, row: repository.UserRow) {
+  const etag = repository.userEtag(row)
+  reply.header('etag', etag)
+  if (request.method === 'GET' && ifNoneMatchFails(request.headers['if-none-match'], etag)) return reply.code(304).send()
+  return reply.send(repository.toUser(row))
+}
+
 /** Sign-up, your own account, and user administration. */
 const users: FastifyPluginAsyncTypebox<{ config: Config }> = async (app, { config }) => {
   for (const schema of usersComponents) app.addSchema(schema)
@@ -53,7 +63,7 @@ const users: FastifyPluginAsyncTypebox<{ config: Config }> = async (app, { confi
     const { email, password, fullName } = request.body
     const passwordHash = await hashPassword(password)
     const row = await repository.withUniqueEmail(() => repository.insertUser(app.db, { email, passwordHash, fullName }))
-    return reply.code(201).header('location', userUrl(row.id)).send(repository.toUser(row))
+    return reply.code(201).header('location', userUrl(row.id)).header('etag', repository.userEtag(row)).send(repository.toUser(row))
   })
 
   app.get('/api/v1/users/me', { schema: getCurrentUser }, async (request, reply) => {
@@ -61,14 +71,14 @@ const users: FastifyPluginAsyncTypebox<{ config: Config }> = async (app, { confi
     // The token was checked against an existing user moments ago; it may have been deleted since.
     if (row === undefined) throw notFound('Your account no longer exists')
     reply.header('cache-control', 'private, no-store')
-    return repository.toUser(row)
+    return sendUser(request, reply, row)
   })
 
-  app.patch('/api/v1/users/me', { schema: updateCurrentUser }, async (request) => {
+  app.patch('/api/v1/users/me', { schema: updateCurrentUser }, async (request, reply) => {
     const { id } = currentPrincipal(request)
     const row = await repository.withUniqueEmail(() => repository.updateUser(app.db, id, request.body))
     if (row === undefined) throw notFound('Your account no longer exists')
-    return repository.toUser(row)
+    return sendUser(request, reply.header('cache-control', 'private, no-store'), row)
   })
 
   app.put('/api/v1/users/me/password', { schema: changePassword }, async (request, reply) => {
@@ -101,13 +111,13 @@ const users: FastifyPluginAsyncTypebox<{ config: Config }> = async (app, { confi
     return { data: page.data.map(repository.toUser), nextCursor: page.nextCursor }
   })
 
-  app.get('/api/v1/users/:id', { schema: getUser }, async (request) => {
+  app.get('/api/v1/users/:id', { schema: getUser }, async (request, reply) => {
     const row = await repository.findUserById(app.db, request.params.id)
     if (row === undefined) throw notFound('No user has this id')
-    return repository.toUser(row)
+    return sendUser(request, reply, row)
   })
 
-  app.patch('/api/v1/users/:id', { schema: updateUser }, async (request) => {
+  app.patch('/api/v1/users/:id', { schema: updateUser }, async (request, reply) => {
     const { id } = request.params
     const changes = request.body
     const row = await changeUser(app.db, id, endsSuperuser(changes), async (tx, user) => {
@@ -115,7 +125,7 @@ const users: FastifyPluginAsyncTypebox<{ config: Config }> = async (app, { confi
       if (user.isActive && changes.isActive === false) await revokeUserSessions(tx, id)
       return updated ?? user
     })
-    return repository.toUser(row)
+    return sendUser(request, reply, row)
   })
 
   app.delete('/api/v1/users/:id', { schema: deleteUser }, async (request, reply) => {

@@ -201,3 +201,32 @@ t.test('the routes of /api/v1/users/me → 403 for a token without profile', asy
     t.match(res.headers['www-authenticate'], /error="insufficient_scope", scope="profile"/)
   }
 })
+
+t.test('GET /api/v1/users/me → ETag; If-None-Match → 304; a change gives a new ETag', async (t) => {
+  const { pair } = await newLogin()
+  const first = await me(pair)
+  const etag = String(first.headers.etag)
+  t.match(etag, /^"[0-9a-f-]{36}\.[0-9]+"$/, 'a strong, quoted ETag')
+  const unchanged = await app.inject({ url: '/api/v1/users/me', headers: { ...authHeader(pair), 'if-none-match': etag } })
+  t.equal(unchanged.statusCode, 304)
+  t.equal(unchanged.body, '')
+  t.equal(unchanged.headers.etag, etag)
+  t.equal((await app.inject({ url: '/api/v1/users/me', headers: { ...authHeader(pair), 'if-none-match': '"other"' } })).statusCode, 200)
+  const patched = await patchMe(pair, { fullName: 'Someone Else' })
+  t.equal(patched.statusCode, 200)
+  t.equal(patched.headers['cache-control'], 'private, no-store')
+  t.not(patched.headers.etag, etag, 'a write changes the ETag')
+  const after = await app.inject({ url: '/api/v1/users/me', headers: { ...authHeader(pair), 'if-none-match': etag } })
+  t.equal(after.statusCode, 200, 'the old ETag no longer matches')
+  t.equal(after.headers.etag, patched.headers.etag)
+})
+
+t.test('GET /api/v1/users/{id} → ETag and 304 for an admin; POST /api/v1/users → ETag', async (t) => {
+  const created = await create({ email: uniqueEmail(), password: TEST_PASSWORD })
+  t.match(created.headers.etag, /^"[0-9a-f-]{36}\.[0-9]+"$/)
+  const admin = await login(app, ROOT.FIRST_SUPERUSER_EMAIL, ROOT.FIRST_SUPERUSER_PASSWORD, 'admin')
+  const url = `/api/v1/users/${created.json<{ id: string }>().id}`
+  const res = await app.inject({ url, headers: authHeader(admin) })
+  t.equal(res.headers.etag, created.headers.etag)
+  t.equal((await app.inject({ url, headers: { ...authHeader(admin), 'if-none-match': String(res.headers.etag) } })).statusCode, 304)
+})

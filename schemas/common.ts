@@ -132,3 +132,6 @@ export const pageResponse = <T extends TSchema>(description: string, page: T) =>
   headers: { Link: { type: 'string', maxLength: 4000, description: 'RFC 8288 link to the next page (`rel="next"`), when there is one' } },
   content: json(Ref(page))
 })
+
+/** The `ETag` response header of a single resource. */
+export const etagHeader = (description: string) => ({ ETag: { type: 'string', maxLength: 200, description } })

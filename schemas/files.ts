@@ -1,5 +1,5 @@
 import { Type } from '@sinclair/typebox'
-import { EntityTagsHeader, IdParamsSchema, problems, Ref, requires, StrictObject } from './common.js'
+import { EntityTagsHeader, etagHeader, IdParamsSchema, problems, Ref, requires, StrictObject } from './common.js'
 import { ItemSchema } from './items.js'
 import { UserSchema } from './users.js'
 
@@ -29,7 +29,7 @@ const uploadBody = {
 
 const binary = { type: 'string', format: 'binary' } as const
 const imageHeaders = {
-  ETag: { type: 'string', maxLength: 70, description: 'Strong validator derived from the SHA-256 of the bytes; send it as `If-None-Match`' },
+  ...etagHeader('Strong validator derived from the SHA-256 of the bytes; send it as `If-None-Match`'),
   'Cache-Control': { type: 'string', maxLength: 100, description: '`public, no-cache`: caches keep the image but revalidate it, since a replaced image keeps its URL' },
   'Content-Length': { type: 'integer', minimum: 0, description: 'The size of the image in bytes' }
 }
@@ -55,7 +55,7 @@ const IfMatchHeaders = Type.Object({
   'If-Match': EntityTagsHeader('Change only if the item\'s current `ETag` is one of these (strong comparison), or `*` for any; otherwise 412', '"0196f1c2-7a8b-7cde-8f01-23456789abcd.3"')
 })
 
-const etagHeader = { ETag: { type: 'string', maxLength: 100, description: 'The strong entity tag of the updated item' } }
+const itemEtag = etagHeader('The strong entity tag of the updated item')
 
 const errorsOfUploads = 'A body that is not `multipart/form-data` is 415, and so is a file that is not a JPEG, PNG, WebP or GIF image; ' +
   'a file over the size limit is 413; a body without a `file` part, or with other parts, is 400.'
@@ -73,7 +73,7 @@ export const uploadItemImage = {
   headers: IfMatchHeaders,
   body: uploadBody,
   response: {
-    200: { description: 'The item, with its new `imageUrl` and `version`', headers: etagHeader, content: { 'application/json': { schema: Ref(ItemSchema) } } },
+    200: { description: 'The item, with its new `imageUrl` and `version`', headers: itemEtag, content: { 'application/json': { schema: Ref(ItemSchema) } } },
     ...problems(400, 403, 404, 412, 413, 415)
   }
 } as const
@@ -97,7 +97,7 @@ export const uploadAvatar = {
   security: requires(['profile']),
   body: uploadBody,
   response: {
-    200: { description: 'Your account, with its `avatarUrl`', headers: { ETag: { type: 'string', maxLength: 200, description: 'Strong entity tag of this version of the account' } }, content: { 'application/json': { schema: Ref(UserSchema) } } },
+    200: { description: 'Your account, with its `avatarUrl`', headers: etagHeader('Strong entity tag of this version of the account'), content: { 'application/json': { schema: Ref(UserSchema) } } },
     ...problems(400, 403, 413, 415)
   }
 } as const

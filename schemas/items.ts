@@ -1,5 +1,5 @@
 import { Type, type Static } from '@sinclair/typebox'
-import { DateTime, EntityTagsHeader, IdParamsSchema, json, Nullable, Page, pageResponse, PaginationQuery, problems, Ref, requires, StrictObject, Uuid } from './common.js'
+import { DateTime, EntityTagsHeader, etagHeader, IdParamsSchema, json, Nullable, Page, pageResponse, PaginationQuery, problems, Ref, requires, StrictObject, Uuid } from './common.js'
 
 const Name = Type.String({ minLength: 1, maxLength: 200, description: 'Display name, 1 to 200 characters', examples: ['Walnut desk'] })
 const Description = Nullable(Type.String({ maxLength: 5000, description: 'Free text up to 5,000 characters; null when none', examples: ['Solid walnut, 140 × 70 cm.'] }))
@@ -109,7 +109,7 @@ export const itemsComponents = [ItemSchema, ItemCreateSchema, ItemReplaceSchema,
 /** The media types `updateItem` accepts: plain JSON and RFC 7396's own, with the same merge semantics. */
 export const MERGE_PATCH_TYPES = ['application/json', 'application/merge-patch+json']
 
-const etag = { ETag: { type: 'string', maxLength: 200, description: 'Strong entity tag of this version of the item; send it in `If-Match` or `If-None-Match`' } }
+const etag = etagHeader('Strong entity tag of this version of the item; send it in `If-Match` or `If-None-Match`')
 
 const IfMatchHeaders = Type.Object({
   'If-Match': EntityTagsHeader('Change only if the item\'s current `ETag` is one of these (strong comparison), or `*` for any; otherwise 412', '"0196f1c2-7a8b-7cde-8f01-23456789abcd.3"')

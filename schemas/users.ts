@@ -1,5 +1,5 @@
 import { Type, type Static } from '@sinclair/typebox'
-import { DateTime, Email, EntityTagsHeader, IdParamsSchema, json, Nullable, Page, pageResponse, PaginationQuery, problems, Ref, requires, StrictObject, StringEnum, Uuid } from './common.js'
+import { DateTime, Email, EntityTagsHeader, etagHeader, IdParamsSchema, json, Nullable, Page, pageResponse, PaginationQuery, problems, Ref, requires, StrictObject, StringEnum, Uuid } from './common.js'
 
 const FullName = Nullable(Type.String({ minLength: 1, maxLength: 200, description: 'Display name; null when not given', examples: ['Ada Lovelace'] }))
 const Password = (description: string) => Type.String({ minLength: 8, maxLength: 128, writeOnly: true, description: `${description}; 8 to 128 characters` })
@@ -91,7 +91,7 @@ export type UserListQuery = Static<typeof UserListQuerySchema>
 export const usersComponents = [UserSchema, UserCreateSchema, UserUpdateSchema, UserAdminUpdateSchema, PasswordChangeSchema, UserPageSchema]
 
 const location = { Location: { type: 'string', maxLength: 2000, description: 'The URL of the new user' } }
-const etag = { ETag: { type: 'string', maxLength: 200, description: 'Strong entity tag of this version of the account; send it in `If-None-Match`' } }
+const etag = etagHeader('Strong entity tag of this version of the account; send it in `If-None-Match`')
 const userResponse = (description: string) => ({ description, headers: etag, content: json(Ref(UserSchema)) })
 const IfNoneMatchHeaders = Type.Object({
   'If-None-Match': EntityTagsHeader('Answer 304 without a body when the account\'s current `ETag` is one of these (weak comparison), or for `*`', '"0196f1c2-7a8b-7cde-8f01-23456789abcd.1746100800000"')

@@ -384,6 +384,26 @@ export interface paths {
         patch?: never;
         trace?: never;
     };
+    "/api/v1/events": {
+        parameters: {
+            query?: never;
+            header?: never;
+            path?: never;
+            cookie?: never;
+        };
+        /**
+         * Follow events (Server-Sent Events)
+         * @description The live event stream for clients that cannot keep a WebSocket (`EventSource`, curl, proxies); the same events as the WebSocket channel at `/api/v1/ws` (see `/asyncapi.json`). Each SSE event has `id:` set to the event id and `data:` a `StreamMessage` as JSON; a comment line every 15 s keeps the connection alive. A reconnecting `EventSource` sends `Last-Event-ID` and first gets every stored event after it, then live ones, with no gap and no duplicate; one older than the events kept (`EVENTS_RETENTION`) gets a `resync_required` error message, then live events. Anonymous clients may follow public topics; a private topic needs a token of its user (403 otherwise). The stream ends when the token expires or its login ends (after a `token_expired` or `login_ended` message).
+         */
+        get: operations["streamEvents"];
+        put?: never;
+        post?: never;
+        delete?: never;
+        options?: never;
+        head?: never;
+        patch?: never;
+        trace?: never;
+    };
 }
 export type webhooks = Record<string, never>;
 export interface components {
@@ -458,6 +478,16 @@ export interface components {
                  */
                 openapiYaml: string;
                 /**
+                 * @description AsyncAPI document of the WebSocket channel
+                 * @example /asyncapi.json
+                 */
+                asyncapi: string;
+                /**
+                 * @description Live dashboard on the WebSocket channel
+                 * @example /dashboard
+                 */
+                dashboard: string;
+                /**
                  * @description Readiness probe
                  * @example /health/ready
                  */
@@ -487,6 +517,16 @@ export interface components {
                  * @example /api/v1/users/me
                  */
                 me: string;
+                /**
+                 * @description WebSocket channel of live events
+                 * @example /api/v1/ws
+                 */
+                websocket: string;
+                /**
+                 * @description Live events as Server-Sent Events
+                 * @example /api/v1/events
+                 */
+                events: string;
             };
         };
         /** Health */
@@ -1026,6 +1066,143 @@ export interface components {
              */
             file: string;
         };
+        /**
+         * ItemDeleted
+         * @description What an `item.deleted` event carries: the item is gone, only its id is left.
+         */
+        ItemDeleted: {
+            /**
+             * Format: uuid
+             * @description The id of the deleted item
+             * @example 0196f1c2-7a8b-7cde-8f01-23456789abcd
+             */
+            id: string;
+        };
+        /**
+         * ItemCreatedEvent
+         * @description `item.created`: An item was created, through the API or by an import.
+         */
+        ItemCreatedEvent: {
+            /** @enum {string} */
+            type: "event";
+            /**
+             * @description An event id: the decimal of a bigint that grows with every event, in the order events are delivered
+             * @example 1042
+             */
+            id: string;
+            /** @enum {string} */
+            topic: "items";
+            /** @enum {string} */
+            name: "item.created";
+            data: components["schemas"]["Item"];
+            /**
+             * Format: date-time
+             * @description When the change was committed
+             */
+            at: string;
+        };
+        /**
+         * ItemUpdatedEvent
+         * @description `item.updated`: An item changed: replaced, patched, or given a new image.
+         */
+        ItemUpdatedEvent: {
+            /** @enum {string} */
+            type: "event";
+            /**
+             * @description An event id: the decimal of a bigint that grows with every event, in the order events are delivered
+             * @example 1042
+             */
+            id: string;
+            /** @enum {string} */
+            topic: "items";
+            /** @enum {string} */
+            name: "item.updated";
+            data: components["schemas"]["Item"];
+            /**
+             * Format: date-time
+             * @description When the change was committed
+             */
+            at: string;
+        };
+        /**
+         * ItemDeletedEvent
+         * @description `item.deleted`: An item was deleted, by itself or with its owner.
+         */
+        ItemDeletedEvent: {
+            /** @enum {string} */
+            type: "event";
+            /**
+             * @description An event id: the decimal of a bigint that grows with every event, in the order events are delivered
+             * @example 1042
+             */
+            id: string;
+            /** @enum {string} */
+            topic: "items";
+            /** @enum {string} */
+            name: "item.deleted";
+            data: components["schemas"]["ItemDeleted"];
+            /**
+             * Format: date-time
+             * @description When the change was committed
+             */
+            at: string;
+        };
+        /**
+         * JobUpdatedEvent
+         * @description `job.updated`: An import of yours was queued, or changed status or progress.
+         */
+        JobUpdatedEvent: {
+            /** @enum {string} */
+            type: "event";
+            /**
+             * @description An event id: the decimal of a bigint that grows with every event, in the order events are delivered
+             * @example 1042
+             */
+            id: string;
+            /** @description The private topic of the user the event concerns */
+            topic: string;
+            /** @enum {string} */
+            name: "job.updated";
+            data: components["schemas"]["Job"];
+            /**
+             * Format: date-time
+             * @description When the change was committed
+             */
+            at: string;
+        };
+        /**
+         * EventMessage
+         * @description Server → client: a stored event, on a topic the client follows. `name` tells what `data` is.
+         */
+        EventMessage: components["schemas"]["ItemCreatedEvent"] | components["schemas"]["ItemUpdatedEvent"] | components["schemas"]["ItemDeletedEvent"] | components["schemas"]["JobUpdatedEvent"];
+        /**
+         * ErrorMessage
+         * @description Server → client: a message could not be handled, or the connection is about to close.
+         * @example {
+         *       "type": "error",
+         *       "code": "invalid_message",
+         *       "message": "The message is not valid JSON"
+         *     }
+         */
+        ErrorMessage: {
+            /** @enum {string} */
+            type: "error";
+            /**
+             * @description `invalid_message`: not JSON, or not a valid message (the connection stays open). `forbidden_topic`: someone else's private topic, or any private topic without a token. `resync_required`: `since` (or `Last-Event-ID`) is older than the events kept: reload what you show, then follow without it. `rate_limited`: too many messages; this one was dropped. `unavailable`: the database could not be read; retry. `token_expired`, `login_ended`: sent just before the server closes the connection (WebSocket code 1008); reconnect with a fresh token and `since`.
+             * @enum {string}
+             */
+            code: "invalid_message" | "forbidden_topic" | "resync_required" | "rate_limited" | "unavailable" | "token_expired" | "login_ended";
+            /**
+             * @description What went wrong, for the developer
+             * @example /topics/0 must be a topic: items or user:<your user id>
+             */
+            message: string;
+        };
+        /**
+         * StreamMessage
+         * @description The `data:` of one Server-Sent Event, as JSON: an event, or an error.
+         */
+        StreamMessage: components["schemas"]["EventMessage"] | components["schemas"]["ErrorMessage"];
     };
     responses: never;
     parameters: never;
@@ -3588,6 +3765,99 @@ export interface operations {
             };
             /** @description No such resource */
             404: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/problem+json": components["schemas"]["Problem"];
+                };
+            };
+            /** @description Too many requests: retry after `Retry-After` seconds */
+            429: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/problem+json": components["schemas"]["Problem"];
+                };
+            };
+            /** @description An unexpected error occurred */
+            500: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/problem+json": components["schemas"]["Problem"];
+                };
+            };
+            /** @description The service is unavailable (shutting down, overloaded or its database is unreachable) */
+            503: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/problem+json": components["schemas"]["Problem"];
+                };
+            };
+        };
+    };
+    streamEvents: {
+        parameters: {
+            query: {
+                /**
+                 * @description Comma list of one to 20 topics: `items`, and `user:<your user id>` for your own
+                 * @example items
+                 */
+                topics: string;
+                /** @description An access token, for clients that cannot send headers (`EventSource`); `Authorization: Bearer` is the better way. Never logged. */
+                access_token?: string;
+                /**
+                 * @description Start with the stored events after this one, as a reconnect with `Last-Event-ID` does (that header wins): for a new `EventSource` made after a token refresh, which cannot set the header
+                 * @example 1042
+                 */
+                lastEventId?: string;
+            };
+            header?: {
+                /**
+                 * @description Sent by a reconnecting `EventSource`: the stream starts with the stored events after this one
+                 * @example 1042
+                 */
+                "Last-Event-ID"?: string;
+            };
+            path?: never;
+            cookie?: never;
+        };
+        requestBody?: never;
+        responses: {
+            /** @description The event stream, until the client goes away, the token expires or the server shuts down */
+            200: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "text/event-stream": components["schemas"]["StreamMessage"];
+                };
+            };
+            /** @description The request is invalid: every failing field is listed in `errors` */
+            400: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/problem+json": components["schemas"]["Problem"];
+                };
+            };
+            /** @description The access token is missing, invalid or expired */
+            401: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/problem+json": components["schemas"]["Problem"];
+                };
+            };
+            /** @description The access token lacks a required scope, or the resource belongs to someone else */
+            403: {
                 headers: {
                     [name: string]: unknown;
                 };

@@ -119,6 +119,9 @@ export type Scope = keyof typeof SCOPES
  */
 export const requires = (...alternatives: Scope[][]) => alternatives.map((scopes) => ({ [OAUTH2_SCHEME]: scopes }))
 
+/** The `security` of an operation open to anyone that a token, when sent, may see more of. */
+export const signedInOrAnonymous: Array<Record<string, Scope[]>> = [{}, { [OAUTH2_SCHEME]: [] }]
+
 /** A list of entity tags, as `If-Match` and `If-None-Match` carry. */
 export const EntityTagsHeader = (description: string, example: string) =>
   Type.Optional(Type.String({ minLength: 1, maxLength: 2000, description, examples: [example] }))

@@ -78,6 +78,14 @@ export const ItemUpdateSchema = StrictObject({
 
 export const ItemPageSchema = Page(ItemSchema)
 
+export const ItemDeletedSchema = StrictObject({
+  id: Uuid({ description: 'The id of the deleted item', examples: ['0196f1c2-7a8b-7cde-8f01-23456789abcd'] })
+}, {
+  $id: 'ItemDeleted',
+  title: 'ItemDeleted',
+  description: 'What an `item.deleted` event carries: the item is gone, only its id is left.'
+})
+
 export const ITEM_SORT_FIELDS = ['name', 'price', 'createdAt', 'updatedAt'] as const
 const sortKey = `-?(?:${ITEM_SORT_FIELDS.join('|')})`
 const PriceBound = (description: string) => Type.Number({ minimum: 0, maximum: 1_000_000_000, multipleOf: 0.01, description })

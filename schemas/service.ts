@@ -10,12 +10,16 @@ export const LinkIndexSchema = StrictObject({
     docs: Link('Swagger UI', '/docs'),
     openapi: Link('OpenAPI document (JSON)', '/openapi.json'),
     openapiYaml: Link('OpenAPI document (YAML)', '/openapi.yaml'),
+    asyncapi: Link('AsyncAPI document of the WebSocket channel', '/asyncapi.json'),
+    dashboard: Link('Live dashboard on the WebSocket channel', '/dashboard'),
     health: Link('Readiness probe', '/health/ready'),
     metrics: Link('Prometheus metrics', '/metrics'),
     token: Link('OAuth2 token endpoint', '/api/v1/auth/token'),
     users: Link('Users collection', '/api/v1/users'),
     items: Link('Items collection', '/api/v1/items'),
-    me: Link('The current user', '/api/v1/users/me')
+    me: Link('The current user', '/api/v1/users/me'),
+    websocket: Link('WebSocket channel of live events', '/api/v1/ws'),
+    events: Link('Live events as Server-Sent Events', '/api/v1/events')
   })
 }, { $id: 'LinkIndex', title: 'LinkIndex' })
 

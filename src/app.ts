@@ -7,6 +7,7 @@ import { loggerOptions, type LogStream } from './lib/logger.js'
 import { HttpProblem } from './lib/problem.js'
 import { schemaController } from './lib/validation.js'
 import authRoutes from './auth/routes.js'
+import dashboard from './dashboard/routes.js'
 import files from './files/routes.js'
 import items from './items/routes.js'
 import jobQueue, { type JobsOptions } from './jobs/queue.js'
@@ -19,7 +20,9 @@ import idempotency from './plugins/idempotency.js'
 import loadShedding, { type LoadSheddingOptions } from './plugins/load-shedding.js'
 import metrics, { metricsRoute } from './plugins/metrics.js'
 import rateLimit from './plugins/rate-limit.js'
+import realtime, { type RealtimeOptions } from './plugins/realtime.js'
 import security, { requestId } from './plugins/security.js'
+import realtimeRoutes from './realtime/routes.js'
 import service from './service/routes.js'
 import users from './users/routes.js'
 
@@ -31,6 +34,8 @@ export interface AppOptions {
   loadShedding?: LoadSheddingOptions
   /** The import worker: off to only accept imports, smaller batches, a hook after each batch (tests). */
   jobs?: JobsOptions
+  /** Intervals and limits of the live channel (tests shorten them). */
+  realtime?: RealtimeOptions
 }
 
 /** JSON bodies are limited to 1 MiB; uploads have their own limit. */
@@ -69,6 +74,7 @@ export async function buildApp (config: Config, options: AppOptions = {}): Promi
   await app.register(idempotency)
   await app.register(jobQueue, { options: options.jobs })
   await app.register(docs)
+  await app.register(realtime, { config, options: options.realtime })
   await app.register(metricsRoute)
   await app.register(service)
   await app.register(authRoutes, { config })
@@ -76,5 +82,7 @@ export async function buildApp (config: Config, options: AppOptions = {}): Promi
   await app.register(items)
   await app.register(jobs, { config })
   await app.register(files, { config })
+  await app.register(realtimeRoutes, { config })
+  await app.register(dashboard)
   return app
 }

@@ -1,4 +1,4 @@
-import { randomBytes } from 'node:crypto'
+import { createHmac, randomBytes } from 'node:crypto'
 import { readFile } from 'node:fs/promises'
 import { PGlite } from '@electric-sql/pglite'
 import type { FastifyInstance } from 'fastify'
@@ -89,3 +89,13 @@ export async function login (app: FastifyInstance, email: string, password = TES
 }
 
 export const authHeader = (token: string | TokenPair) => ({ authorization: `Bearer ${typeof token === 'string' ? token : token.access_token}` })
+
+export const b64 = (value: unknown) => Buffer.from(JSON.stringify(value)).toString('base64url')
+
+/** A JWT built by hand, so every header and claim can be wrong in its own way. */
+export function jwt (payload: Record<string, unknown>, { alg = 'HS256', secret = TEST_JWT_SECRET }: { alg?: string, secret?: string } = {}) {
+  const head = `${b64({ alg, typ: 'JWT' })}.${b64(payload)}`
+  if (alg === 'none') return `${head}.`
+  const hash = alg === 'HS512' ? 'sha512' : 'sha256'
+  return `${head}.${createHmac(hash, secret).update(head).digest('base64url')}`
+}

@@ -1,5 +1,5 @@
 import { createHash, randomBytes } from 'node:crypto'
-import { and, eq, gt, isNotNull, isNull, lte, or } from 'drizzle-orm'
+import { and, eq, gt, inArray, isNotNull, isNull, lte, or } from 'drizzle-orm'
 import { v7 as uuidv7 } from 'uuid'
 import type { Executor } from '../db/client.js'
 import { refreshTokens, sessions, users } from '../db/schema.js'
@@ -63,6 +63,16 @@ export async function findLiveSession (db: Executor, sessionId: string, now: Dat
     ))
     .limit(1)
   return row
+}
+
+/** Which of these logins have not ended (and belong to an active user): one query for many long-lived connections. */
+export async function liveSessionIds (db: Executor, ids: string[], now: Date): Promise<Set<string>> {
+  if (ids.length === 0) return new Set()
+  const found = await db.select({ id: sessions.id })
+    .from(sessions)
+    .innerJoin(users, eq(users.id, sessions.userId))
+    .where(and(inArray(sessions.id, ids), isNull(sessions.revokedAt), gt(sessions.expiresAt, now), eq(users.isActive, true)))
+  return new Set(found.map((row) => row.id))
 }
 
 /** Ends a login: its refresh tokens and access tokens stop working. */

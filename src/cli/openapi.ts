@@ -6,7 +6,7 @@ import { projectRoot } from '../paths.js'
 /** Where the exported document and the generated client types are committed. */
 export const openapiDir = join(projectRoot, 'openapi')
 
-export const OPENAPI_FILES = ['openapi.json', 'openapi.yaml', 'schema.d.ts'] as const
+export const OPENAPI_FILES = ['openapi.json', 'openapi.yaml', 'schema.d.ts', 'asyncapi.json'] as const
 export type OpenApiFile = typeof OPENAPI_FILES[number]
 
 async function served (app: FastifyInstance, url: string): Promise<string> {
@@ -16,16 +16,18 @@ async function served (app: FastifyInstance, url: string): Promise<string> {
 }
 
 /**
- * The contents of `openapi/`: the document exactly as the app serves it (the JSON pretty-printed)
- * and the client types `openapi-typescript` generates from it.
+ * The contents of `openapi/`: the document exactly as the app serves it (the JSON pretty-printed),
+ * the client types `openapi-typescript` generates from it, and the AsyncAPI document of the WebSocket channel.
  */
 export async function renderOpenApi (app: FastifyInstance): Promise<Record<OpenApiFile, string>> {
   const document: unknown = JSON.parse(await served(app, '/openapi.json'))
   const yaml = await served(app, '/openapi.yaml')
   const types = astToString(await openapiTS(document as Parameters<typeof openapiTS>[0]))
+  const asyncapi: unknown = JSON.parse(await served(app, '/asyncapi.json'))
   return {
     'openapi.json': JSON.stringify(document, null, 2) + '\n',
     'openapi.yaml': yaml.endsWith('\n') ? yaml : yaml + '\n',
-    'schema.d.ts': COMMENT_HEADER + types
+    'schema.d.ts': COMMENT_HEADER + types,
+    'asyncapi.json': JSON.stringify(asyncapi, null, 2) + '\n'
   }
 }

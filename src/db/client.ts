@@ -13,6 +13,7 @@ import pg from 'pg'
 import lockfile from 'proper-lockfile'
 import type { Config } from '../config.js'
 import { migrationsFolder } from '../paths.js'
+import { PgListener } from './listener.js'
 import * as schema from './schema.js'
 
 export type Db = PgDatabase<PgQueryResultHKT, typeof schema>
@@ -35,6 +36,13 @@ export interface Database {
    * parameters, one statement; without, several may follow each other, and the last one's rows return.
    */
   query (text: string, values?: unknown[]): Promise<RawResult>
+  /**
+   * Calls `onNotify` for each notification on `channel`, from any process on this database, and once more whenever
+   * the listening connection has come back (what was sent meanwhile is lost). The returned function stops listening.
+   */
+  listen (channel: string, onNotify: () => void): Promise<() => Promise<void>>
+  /** Wakes the listeners of `channel` in every process on this database. Outside any transaction. */
+  notify (channel: string): Promise<void>
   close (): Promise<void>
 }
 
@@ -64,6 +72,47 @@ async function expectedMigrations (): Promise<number> {
 export async function rows<T> (executor: Executor, query: SQL): Promise<T[]> {
   const result = await executor.execute(query) as unknown as { rows: T[] }
   return result.rows
+}
+
+/** What a transaction owes its `onCommit` callbacks: which database it runs on, and the callbacks to run. */
+interface CommitScope {
+  db: Db
+  callbacks: Array<(db: Db) => void>
+}
+
+const commitScopes = new WeakMap<object, CommitScope>()
+
+type Transactional = Pick<Db, 'transaction'>
+
+/**
+ * Makes `target.transaction` (the database's, or a transaction's for its savepoints) keep `onCommit` callbacks:
+ * a committed transaction runs them, a committed savepoint hands them to its parent, a rollback drops them.
+ */
+function keepCommitCallbacks (target: Transactional, db: Db, parent?: CommitScope): void {
+  const begin = target.transaction.bind(target)
+  const transaction = async <T>(work: Parameters<Db['transaction']>[0], config?: Parameters<Db['transaction']>[1]): Promise<T> => {
+    const scope: CommitScope = { db, callbacks: [] }
+    const result = await begin(async (tx) => {
+      commitScopes.set(tx, scope)
+      keepCommitCallbacks(tx, db, scope)
+      return await work(tx)
+    }, config) as T
+    if (parent === undefined) for (const callback of scope.callbacks) callback(db)
+    else parent.callbacks.push(...scope.callbacks)
+    return result
+  }
+  target.transaction = transaction as Db['transaction']
+}
+
+/**
+ * Runs `callback` once the transaction `executor` belongs to has committed (Django's `on_commit`); at once when
+ * `executor` is the database itself, whose statements commit as they run. Never after a rollback.
+ * Callbacks run synchronously after the commit and must not throw.
+ */
+export function onCommit (executor: Executor, callback: (db: Db) => void): void {
+  const scope = commitScopes.get(executor)
+  if (scope === undefined) callback(executor as Db)
+  else scope.callbacks.push(callback)
 }
 
 async function migrationsApplied (db: Db, expected: number): Promise<boolean> {
@@ -108,6 +157,9 @@ async function openPostgres (config: Config, log: FastifyBaseLogger, expected: n
   client.release()
 
   const db: Db = drizzlePg(pool, { schema, casing })
+  keepCommitCallbacks(db, db)
+  const connectionString = config.DATABASE_URL ?? ''
+  const listeners = new Map<string, PgListener>()
   return {
     db,
     driver: 'postgres',
@@ -118,7 +170,24 @@ async function openPostgres (config: Config, log: FastifyBaseLogger, expected: n
       const result = await pool.query(text, values) as pg.QueryResult | pg.QueryResult[]
       return Array.isArray(result) ? { rows: result.at(-1)?.rows ?? [] } : result
     },
-    close: once(() => pool.end())
+    listen: async (channel, onNotify) => {
+      const listener = new PgListener(connectionString, channel, onNotify, log)
+      listeners.set(channel, listener)
+      await listener.start()
+      return async () => {
+        listeners.delete(channel)
+        await listener.stop()
+      }
+    },
+    notify: async (channel) => {
+      // Through the listening connection when there is one: it is otherwise idle, while the pool may be busy.
+      if (await listeners.get(channel)?.notify() === true) return
+      await pool.query('select pg_notify($1, $2)', [channel, ''])
+    },
+    close: once(async () => {
+      await Promise.all([...listeners.values()].map((listener) => listener.stop()))
+      await pool.end()
+    })
   }
 }
 
@@ -159,6 +228,7 @@ async function openPglite (config: Config, log: FastifyBaseLogger, expected: num
     })
   }
   const db: Db = drizzlePglite({ client, schema, casing })
+  keepCommitCallbacks(db, db)
   try {
     await migratePglite(drizzlePglite({ client, casing }), { migrationsFolder })
   } catch (error) {
@@ -179,6 +249,8 @@ async function openPglite (config: Config, log: FastifyBaseLogger, expected: num
       const results = await pglite.exec(text)
       return { rows: results.at(-1)?.rows ?? [] }
     },
+    listen: async (channel, onNotify) => await pglite.listen(channel, () => onNotify()),
+    notify: async (channel) => { await pglite.query('select pg_notify($1, $2)', [channel, '']) },
     close: once(async () => {
       await pglite.close()
       await unlock?.()

@@ -1,6 +1,6 @@
 import { sql } from 'drizzle-orm'
 import {
-  boolean, customType, doublePrecision, index, integer, jsonb, numeric, pgTable, primaryKey, text, timestamp, uniqueIndex, uuid,
+  bigint, boolean, check, customType, doublePrecision, index, integer, jsonb, numeric, pgTable, primaryKey, smallint, text, timestamp, uniqueIndex, uuid,
   type AnyPgColumn
 } from 'drizzle-orm/pg-core'
 
@@ -129,4 +129,28 @@ export const idempotencyKeys = pgTable('idempotency_keys', {
 }, (t) => [
   primaryKey({ columns: [t.userId, t.key] }),
   index('idempotency_keys_expires_at_idx').on(t.expiresAt)
+])
+
+/**
+ * The outbox: every change's events, written in the transaction of the change. Ids come from one sequence, in the
+ * order the events were written; readers deliver them in id order, never past an id a running transaction may still hold.
+ */
+export const events = pgTable('events', {
+  id: bigint({ mode: 'number' }).primaryKey().generatedAlwaysAsIdentity(),
+  topic: text().notNull(),
+  name: text().notNull(),
+  data: jsonb().notNull(),
+  /** When the event was written: the end of its transaction, as near as the database can tell. */
+  createdAt: timestamptz().notNull().default(sql`clock_timestamp()`)
+}, (t) => [
+  index('events_topic_id_idx').on(t.topic, t.id),
+  index('events_created_at_idx').on(t.createdAt)
+])
+
+/** One row: the newest event id pruned, so a replay from before it is refused rather than silently incomplete. */
+export const eventLog = pgTable('event_log', {
+  id: smallint().primaryKey().default(1),
+  prunedThrough: bigint({ mode: 'number' }).notNull().default(0)
+}, (t) => [
+  check('event_log_one_row', sql`${t.id} = 1`)
 ])

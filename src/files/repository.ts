@@ -5,7 +5,8 @@ import type { ImageType } from '../../schemas/files.js'
 import type { Executor } from '../db/client.js'
 import { files, items, users } from '../db/schema.js'
 import { ifMatchHolds } from '../lib/conditional.js'
-import { itemColumns, itemEtag, type ItemRow } from '../items/repository.js'
+import { itemChanged, itemColumns, itemEtag, type ItemRow } from '../items/repository.js'
+import { emit } from '../realtime/outbox.js'
 import { updateUser, type UserRow } from '../users/repository.js'
 
 /** An uploaded image whose type was recognised from its bytes. */
@@ -60,6 +61,7 @@ export async function setItemImage (db: Executor, itemId: string, image: Image, 
       .where(eq(items.id, itemId))
       .returning(itemColumns)
     if (current.imageFileId !== null) await deleteFileById(tx, current.imageFileId)
+    if (row !== undefined) await emit(tx, itemChanged('item.updated', row))
     return row
   })
 }

@@ -1,7 +1,6 @@
 import multipart from '@fastify/multipart'
 import type { FastifyPluginAsyncTypebox } from '@fastify/type-provider-typebox'
-import type { TSchema } from '@sinclair/typebox'
-import type { FastifyInstance, FastifyReply } from 'fastify'
+import type { FastifyReply } from 'fastify'
 import { filesComponents, getItemImage, getUserAvatar, uploadAvatar, uploadItemImage } from '../../schemas/files.js'
 import { ItemSchema } from '../../schemas/items.js'
 import { UserSchema } from '../../schemas/users.js'
@@ -9,6 +8,7 @@ import type { Config } from '../config.js'
 import { findItemById, itemEtag, toItem } from '../items/repository.js'
 import { ifMatchHolds } from '../lib/conditional.js'
 import { assertOwnerOrAdmin } from '../lib/ownership.js'
+import { addMissingSchemas } from '../lib/schemas.js'
 import { HttpProblem, notFound } from '../lib/problem.js'
 import { currentPrincipal } from '../plugins/auth.js'
 import { toUser, userEtag } from '../users/repository.js'
@@ -40,11 +40,6 @@ function sendImage (reply: FastifyReply, image: repository.StoredImage): Fastify
   if (image.data === null) return reply.code(304).send()
   // PGlite hands bytea over as a Uint8Array, node-postgres as a Buffer: a view, not a copy.
   return reply.type(image.contentType).send(Buffer.from(image.data.buffer, image.data.byteOffset, image.data.byteLength))
-}
-
-/** Registers `schemas` unless an enclosing scope already has (the resource's own plugin may register them at the root). */
-function addMissingSchemas (app: FastifyInstance, schemas: TSchema[]): void {
-  for (const schema of schemas) if (schema.$id !== undefined && app.getSchema(schema.$id) === undefined) app.addSchema(schema)
 }
 
 /** Image uploads (item images, avatars) and serving them. Multipart bodies are accepted on these routes only. */

@@ -4,6 +4,7 @@ import type { Item, ItemCreate, ItemReplace } from '../../schemas/items.js'
 import type { Executor } from '../db/client.js'
 import { files, items } from '../db/schema.js'
 import { paginate, parseSort, type CursorCodec, type KeysetPage, type PageQuery, type PageRequest, type SortKey } from '../lib/pagination.js'
+import { emit, newEvent, type NewEvent } from '../realtime/outbox.js'
 
 export type ItemRow = Omit<typeof items.$inferSelect, 'search'>
 
@@ -43,15 +44,29 @@ export const itemEtag = (row: Pick<ItemRow, 'id' | 'version'>) => `"${row.id}.${
 /** Money to the exact decimal text Postgres stores (prices are validated to at most 2 decimals). */
 const priceText = (price: number) => price.toFixed(2)
 
+/** Items' events are public, on the topic `items`. */
+export const itemChanged = (name: 'item.created' | 'item.updated', row: ItemRow): NewEvent => newEvent(name, 'items', toItem(row))
+const itemDeleted = (id: string): NewEvent => newEvent('item.deleted', 'items', { id })
+
+/** Creates items, in order, with one statement and their `item.created` events, in one transaction (a savepoint within one). */
+export async function insertItems (db: Executor, ownerId: string, inputs: ItemCreate[]): Promise<ItemRow[]> {
+  if (inputs.length === 0) return []
+  return await db.transaction(async (tx) => {
+    const rows = await tx.insert(items).values(inputs.map((input) => ({
+      id: uuidv7(),
+      ownerId,
+      name: input.name,
+      description: input.description ?? null,
+      price: priceText(input.price),
+      tags: input.tags ?? []
+    }))).returning(itemColumns)
+    await emit(tx, rows.map((row) => itemChanged('item.created', row)))
+    return rows
+  })
+}
+
 export async function insertItem (db: Executor, ownerId: string, input: ItemCreate): Promise<ItemRow> {
-  const [row] = await db.insert(items).values({
-    id: uuidv7(),
-    ownerId,
-    name: input.name,
-    description: input.description ?? null,
-    price: priceText(input.price),
-    tags: input.tags ?? []
-  }).returning(itemColumns)
+  const [row] = await insertItems(db, ownerId, [input])
   if (row === undefined) throw new Error('insert returned no row')
   return row
 }
@@ -70,15 +85,18 @@ export type ItemValues = Required<ItemReplace>
  * changed or went away since it was read.
  */
 export async function updateItemAtVersion (db: Executor, id: string, version: number, values: ItemValues): Promise<ItemRow | undefined> {
-  const [row] = await db.update(items).set({
-    name: values.name,
-    description: values.description,
-    price: priceText(values.price),
-    tags: values.tags,
-    version: sql`${items.version} + 1`,
-    updatedAt: new Date()
-  }).where(and(eq(items.id, id), eq(items.version, version))).returning(itemColumns)
-  return row
+  return await db.transaction(async (tx) => {
+    const [row] = await tx.update(items).set({
+      name: values.name,
+      description: values.description,
+      price: priceText(values.price),
+      tags: values.tags,
+      version: sql`${items.version} + 1`,
+      updatedAt: new Date()
+    }).where(and(eq(items.id, id), eq(items.version, version))).returning(itemColumns)
+    if (row !== undefined) await emit(tx, itemChanged('item.updated', row))
+    return row
+  })
 }
 
 /** Deletes the item if it is still at `version`, and its image with it; false when it changed or went away since it was read. */
@@ -87,7 +105,16 @@ export async function deleteItemAtVersion (db: Executor, id: string, version: nu
     const [deleted] = await tx.delete(items).where(and(eq(items.id, id), eq(items.version, version))).returning({ imageFileId: items.imageFileId })
     if (deleted === undefined) return false
     if (deleted.imageFileId !== null) await tx.delete(files).where(eq(files.id, deleted.imageFileId))
+    await emit(tx, itemDeleted(id))
     return true
+  })
+}
+
+/** Deletes every item of a user, with their `item.deleted` events: deleting the user would take them silently. */
+export async function deleteItemsOf (db: Executor, ownerId: string): Promise<void> {
+  await db.transaction(async (tx) => {
+    const deleted = await tx.delete(items).where(eq(items.ownerId, ownerId)).returning({ id: items.id })
+    await emit(tx, deleted.map((row) => itemDeleted(row.id)))
   })
 }
 

@@ -1,10 +1,9 @@
-import { AjvCompiler } from '@fastify/ajv-compiler'
 import { CsvError, parse as parseCsv } from 'csv-parse/sync'
 import { ItemCreateSchema, type ItemCreate } from '../../schemas/items.js'
 import { MAX_LISTED_IMPORT_ERRORS, type ImportError, type ImportResult } from '../../schemas/jobs.js'
 import type { Db } from '../db/client.js'
-import { insertItem } from '../items/repository.js'
-import { bodyOptions } from '../lib/validation.js'
+import { insertItems } from '../items/repository.js'
+import { compileBodyValidator } from '../lib/validation.js'
 import { findNul, validationIssues } from '../plugins/errors.js'
 import { findInputFile, findJobById, lockJob, updateJob, type ImportFormat, type JobRow } from './repository.js'
 
@@ -34,28 +33,16 @@ const CSV_HEADER = ['name', 'description', 'price', 'tags'] as const
 const MAX_ISSUES_PER_ROW = 100
 const MAX_TEXT = 1000
 
-type Validator = ((data: unknown) => boolean) & { errors?: Parameters<typeof validationIssues>[1] | null }
-
-/**
- * `ItemCreate` with the settings the API uses for JSON bodies: every error, no coercion, unknown
- * fields refused, prices to 2 decimals; without defaults, so a row is stored as it was written.
- */
-const validateItem: Validator = (() => {
-  let validator: Validator | undefined
-  AjvCompiler()({}, {
-    customOptions: { ...bodyOptions, useDefaults: false },
-    onCreate: (ajv) => { validator = ajv.compile(ItemCreateSchema) as Validator }
-  })
-  if (validator === undefined) throw new Error('the row validator was not compiled')
-  return validator
-})()
+/** `ItemCreate` as the API checks JSON bodies (prices to 2 decimals); without defaults, so a row is stored as it was written. */
+const itemIssues = compileBodyValidator(ItemCreateSchema)
 
 const clip = (text: string) => text.length > MAX_TEXT ? `${text.slice(0, MAX_TEXT - 1)}…` : text
 
 /** Why a row is not a valid `ItemCreate`; empty when it is. */
 function rowIssues (value: unknown): RowIssue[] {
-  if (!validateItem(value)) {
-    return validationIssues('body', validateItem.errors ?? [])
+  const failures = itemIssues(value)
+  if (failures.length > 0) {
+    return validationIssues('body', failures)
       .slice(0, MAX_ISSUES_PER_ROW)
       .map(({ path, message }) => ({ path: clip(path), message: clip(message) }))
   }
@@ -176,16 +163,17 @@ export async function runImport (db: Db, jobId: string, options: ImportRunOption
       const current = await lockJob(tx, jobId)
       if (current?.status !== 'running' || current.processed !== processed) return false
       const result = current.result === null ? emptyResult() : structuredClone(current.result as ImportResult)
+      const valid: ItemCreate[] = []
       for (const row of batch) {
         const issues = row.unreadable ?? rowIssues(row.value)
         if (issues.length === 0) {
-          await insertItem(tx, job.ownerId, row.value as ItemCreate)
-          result.created++
+          valid.push(row.value as ItemCreate)
         } else {
           result.failed++
           if (result.errors.length < MAX_LISTED_IMPORT_ERRORS) result.errors.push({ line: row.line, errors: issues })
         }
       }
+      result.created += (await insertItems(tx, job.ownerId, valid)).length
       await updateJob(tx, jobId, { processed: done, progress: done / rows.length, result })
       return true
     })

@@ -1,10 +1,12 @@
 import { createHash } from 'node:crypto'
 import { and, eq, inArray, sql } from 'drizzle-orm'
 import { v7 as uuidv7 } from 'uuid'
+import { userTopic } from '../../schemas/events.js'
 import type { ImportResult, Job, JobStatus } from '../../schemas/jobs.js'
 import type { Executor } from '../db/client.js'
 import { insertFile } from '../files/repository.js'
 import { files, jobs } from '../db/schema.js'
+import { emit, newEvent, type NewEvent } from '../realtime/outbox.js'
 
 export type JobRow = typeof jobs.$inferSelect
 
@@ -25,6 +27,9 @@ export const toJob = (row: JobRow): Job => ({
   finishedAt: row.finishedAt?.toISOString() ?? null
 })
 
+/** A job's events are its creator's, on their private topic. */
+const jobUpdated = (row: JobRow): NewEvent => newEvent('job.updated', userTopic(row.ownerId), toJob(row))
+
 /** A strong ETag: the hash of the representation, so it changes with every visible change. */
 export const jobEtag = (job: Job) => `"${createHash('sha256').update(JSON.stringify(job)).digest('base64url').slice(0, 27)}"`
 
@@ -34,10 +39,10 @@ export interface NewUpload {
   data: Buffer
 }
 
-/** Stores the file and a queued import job reading it. */
-export async function insertImportJob (db: Executor, upload: NewUpload): Promise<JobRow> {
-  const fileId = await insertFile(db, upload.ownerId, upload)
-  const [row] = await db.insert(jobs).values({
+/** Stores the file and a queued import job reading it, with its first `job.updated`, in the caller's transaction. */
+export async function insertImportJob (tx: Executor, upload: NewUpload): Promise<JobRow> {
+  const fileId = await insertFile(tx, upload.ownerId, upload)
+  const [row] = await tx.insert(jobs).values({
     id: uuidv7(),
     kind: 'items.import',
     ownerId: upload.ownerId,
@@ -45,6 +50,7 @@ export async function insertImportJob (db: Executor, upload: NewUpload): Promise
     inputFileId: fileId
   }).returning()
   if (row === undefined) throw new Error('insert returned no row')
+  await emit(tx, jobUpdated(row))
   return row
 }
 
@@ -70,9 +76,12 @@ export async function updateJob (
   changes: Partial<Pick<JobRow, 'status' | 'progress' | 'processed' | 'result' | 'error' | 'finishedAt'>>,
   whenStatus?: JobStatus[]
 ): Promise<JobRow | undefined> {
-  const [row] = await db.update(jobs)
-    .set({ ...changes, updatedAt: sql`now()` })
-    .where(whenStatus === undefined ? eq(jobs.id, id) : and(eq(jobs.id, id), inArray(jobs.status, whenStatus)))
-    .returning()
-  return row
+  return await db.transaction(async (tx) => {
+    const [row] = await tx.update(jobs)
+      .set({ ...changes, updatedAt: sql`now()` })
+      .where(whenStatus === undefined ? eq(jobs.id, id) : and(eq(jobs.id, id), inArray(jobs.status, whenStatus)))
+      .returning()
+    if (row !== undefined) await emit(tx, jobUpdated(row))
+    return row
+  })
 }

@@ -1,4 +1,5 @@
 import { AjvCompiler } from '@fastify/ajv-compiler'
+import type { TSchema } from '@sinclair/typebox'
 import type { FastifySchemaCompiler, FastifyServerOptions, FastifySchema } from 'fastify'
 
 /** `multipleOfPrecision`: with floating point, 19.99 is not an exact multiple of 0.01; compare to 1e-6. */
@@ -40,4 +41,24 @@ export function schemaController (): SchemaController {
     }
   }
   return { compilersFactory: { buildValidator: buildValidator as unknown as NonNullable<SchemaController['compilersFactory']>['buildValidator'] } }
+}
+
+/** One failure Ajv reports. */
+export interface AjvIssue { instancePath: string, keyword: string, message?: string, params: Record<string, unknown> }
+
+type CompiledValidator = ((data: unknown) => boolean) & { errors?: AjvIssue[] | null }
+
+/**
+ * A validator outside any route, with the settings of JSON bodies (every error, no coercion, unknown fields refused)
+ * but without defaults, so a value is checked as it was written: the failures, none when it is valid.
+ */
+export function compileBodyValidator (schema: TSchema): (value: unknown) => AjvIssue[] {
+  let validate: CompiledValidator | undefined
+  AjvCompiler()({}, {
+    customOptions: { ...bodyOptions, useDefaults: false },
+    onCreate: (ajv) => { validate = ajv.compile(schema) as CompiledValidator }
+  })
+  const compiled = validate
+  if (compiled === undefined) throw new Error('the validator was not compiled')
+  return (value) => compiled(value) ? [] : compiled.errors ?? []
 }

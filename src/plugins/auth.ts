@@ -16,6 +16,8 @@ export interface Principal {
   sessionId: string
   scopes: Scope[]
   isSuperuser: boolean
+  /** When the access token expires (ms since the epoch): long-lived connections end then. */
+  expiresAt: number
 }
 
 /** What our access tokens carry besides the registered claims (`iat`, `exp`, `iss`, `aud`, `jti`). */
@@ -84,16 +86,19 @@ function bearerToken (header: string | undefined): string | undefined {
   return match === null ? undefined : (match[1] ?? '').trim()
 }
 
-function readClaims (payload: unknown): AccessTokenClaims | undefined {
-  const { sub, sid, scope } = (payload ?? {}) as Partial<Record<keyof AccessTokenClaims, unknown>>
+function readClaims (payload: unknown): AccessTokenClaims & { exp: number } | undefined {
+  const { sub, sid, scope, exp } = (payload ?? {}) as Partial<Record<keyof AccessTokenClaims | 'exp', unknown>>
   if (typeof sub !== 'string' || !UUID.test(sub) || typeof sid !== 'string' || !UUID.test(sid) || typeof scope !== 'string') return undefined
-  return { sub, sid, scope }
+  if (typeof exp !== 'number') return undefined
+  return { sub, sid, scope, exp }
 }
 
 /** The scope alternatives a route documents in `schema.security` (from `requires()`); none means public. */
 function requiredScopes (schema: unknown): Scope[][] {
   const security = (schema as { security?: unknown } | undefined)?.security
   if (!Array.isArray(security)) return []
+  // An empty alternative (`{}`) lets anonymous callers in: the route checks what a token, if any, may see.
+  if ((security as object[]).some((alternative) => Object.keys(alternative).length === 0)) return []
   return (security as Array<Partial<Record<string, Scope[]>>>).flatMap((alternative) => {
     const scopes = alternative[OAUTH2_SCHEME]
     return scopes === undefined ? [] : [scopes]
@@ -147,7 +152,7 @@ export default fp(async function auth (app: FastifyInstance, { config }: { confi
     if (session === undefined) throw invalidToken('The login of this access token has ended')
     // A superuser demoted since the token was issued loses `admin` at once.
     const scopes = readScopes(claims.scope).filter((scope) => scope !== 'admin' || session.isSuperuser)
-    return { id: session.userId, sessionId: session.id, scopes, isSuperuser: session.isSuperuser }
+    return { id: session.userId, sessionId: session.id, scopes, isSuperuser: session.isSuperuser, expiresAt: claims.exp * 1000 }
   })
 
   app.addHook('onRequest', async (request) => {

@@ -12,6 +12,7 @@ const TAGS = [
   { name: 'users', description: 'Accounts: sign-up, your own profile, and user administration' },
   { name: 'items', description: 'The catalog: items, their images, search and imports' },
   { name: 'jobs', description: 'Background jobs such as item imports' },
+  { name: 'events', description: 'Live events as Server-Sent Events; the WebSocket channel at `/api/v1/ws` is described in [/asyncapi.json](/asyncapi.json)' },
   { name: 'service', description: 'Health, metrics and the link index' }
 ]
 
@@ -49,7 +50,9 @@ export default fp(async function docs (app: FastifyInstance) {
         title: 'catalog-api',
         version: packageInfo.version,
         description: packageInfo.description + '.\n\nErrors are RFC 9457 `application/problem+json`. ' +
-          'Log in with **Authorize** (OAuth2 password flow): your email as username, and your password.',
+          'Log in with **Authorize** (OAuth2 password flow): your email as username, and your password.\n\n' +
+          'Live events: the WebSocket channel at `/api/v1/ws` is described by the AsyncAPI document [/asyncapi.json](/asyncapi.json); ' +
+          'the same events stream as Server-Sent Events from `GET /api/v1/events`; [/dashboard](/dashboard) shows them live.',
         license: { name: 'MIT', identifier: 'MIT' }
       },
       servers: [{ url: '/', description: 'This server' }],

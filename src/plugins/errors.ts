@@ -6,12 +6,11 @@ import fp from 'fastify-plugin'
 import FindMyWay, { type HTTPMethod } from 'find-my-way'
 import type { ValidationIssue } from '../../schemas/common.js'
 import { sqlState } from '../lib/logger.js'
+import type { AjvIssue } from '../lib/validation.js'
 import { HttpProblem, invalidRequest, notFound, pointer, serviceUnavailable, unsupportedMediaType } from '../lib/problem.js'
 
 const PARTS: Record<string, ValidationIssue['in']> = { body: 'body', querystring: 'query', params: 'path', headers: 'header' }
 const METHODS: HTTPMethod[] = ['GET', 'HEAD', 'POST', 'PUT', 'PATCH', 'DELETE', 'OPTIONS']
-
-interface AjvIssue { instancePath: string, keyword: string, message?: string, params: Record<string, unknown> }
 
 /** Every failing field of the failing part, as `{ in, path, message }`. */
 export function validationIssues (part: ValidationIssue['in'], errors: AjvIssue[]): ValidationIssue[] {

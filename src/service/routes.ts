@@ -15,12 +15,16 @@ const service: FastifyPluginAsyncTypebox = async (app) => {
       docs: '/docs',
       openapi: '/openapi.json',
       openapiYaml: '/openapi.yaml',
+      asyncapi: '/asyncapi.json',
+      dashboard: '/dashboard',
       health: '/health/ready',
       metrics: '/metrics',
       token: '/api/v1/auth/token',
       users: '/api/v1/users',
       items: '/api/v1/items',
-      me: '/api/v1/users/me'
+      me: '/api/v1/users/me',
+      websocket: '/api/v1/ws',
+      events: '/api/v1/events'
     }
   }))
 

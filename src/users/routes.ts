@@ -8,6 +8,7 @@ import { hashPassword, verifyPassword } from '../auth/passwords.js'
 import { revokeUserSessions } from '../auth/repository.js'
 import type { Config } from '../config.js'
 import type { Executor } from '../db/client.js'
+import { deleteItemsOf } from '../items/repository.js'
 import { ifNoneMatchFails } from '../lib/conditional.js'
 import { CursorCodec, nextLink } from '../lib/pagination.js'
 import { badRequest, conflict, forbidden, notFound } from '../lib/problem.js'
@@ -40,6 +41,12 @@ async function changeUser<T> (
 }
 
 const endsSuperuser = (changes: UserAdminUpdate) => changes.isActive === false || changes.isSuperuser === false
+
+/** Deletes a user and everything they own; their items first, so that each one's deletion is announced. */
+async function deleteAccount (tx: Executor, id: string): Promise<void> {
+  await deleteItemsOf(tx, id)
+  await repository.deleteUserById(tx, id)
+}
 
 /** A user with its `ETag`; a GET whose `If-None-Match` holds it is answered 304. */
 function sendUser (request: FastifyRequest, reply: FastifyReply, row: repository.UserRow) {
@@ -100,7 +107,7 @@ const users: FastifyPluginAsyncTypebox<{ config: Config }> = async (app, { confi
 
   app.delete('/api/v1/users/me', { schema: deleteCurrentUser }, async (request, reply) => {
     const { id } = currentPrincipal(request)
-    await changeUser(app.db, id, true, (tx) => repository.deleteUserById(tx, id))
+    await changeUser(app.db, id, true, (tx) => deleteAccount(tx, id))
     return reply.code(204).send()
   })
 
@@ -130,7 +137,7 @@ const users: FastifyPluginAsyncTypebox<{ config: Config }> = async (app, { confi
 
   app.delete('/api/v1/users/:id', { schema: deleteUser }, async (request, reply) => {
     const { id } = request.params
-    await changeUser(app.db, id, true, (tx) => repository.deleteUserById(tx, id))
+    await changeUser(app.db, id, true, (tx) => deleteAccount(tx, id))
     return reply.code(204).send()
   })
 }

@@ -1,22 +1,12 @@
-import { createHmac, randomUUID } from 'node:crypto'
+import { randomUUID } from 'node:crypto'
 import { mkdtemp, readFile, rm, stat } from 'node:fs/promises'
 import { tmpdir } from 'node:os'
 import { join } from 'node:path'
 import t, { type Test } from 'tap'
-import { authHeader, build, login, signUp, TEST_JWT_SECRET } from '../helper.js'
+import { authHeader, b64, build, jwt, login, signUp } from '../helper.js'
 
 const ADMIN = { FIRST_SUPERUSER_EMAIL: 'root@example.com', FIRST_SUPERUSER_PASSWORD: 'root-password-123' }
 const app = await build(t, { AUTH_RATE_LIMIT_PER_MINUTE: '1000', ...ADMIN })
-
-const b64 = (value: unknown) => Buffer.from(JSON.stringify(value)).toString('base64url')
-
-/** A JWT built by hand, so every header and claim can be wrong in its own way. */
-function jwt (payload: Record<string, unknown>, { alg = 'HS256', secret = TEST_JWT_SECRET }: { alg?: string, secret?: string } = {}) {
-  const head = `${b64({ alg, typ: 'JWT' })}.${b64(payload)}`
-  if (alg === 'none') return `${head}.`
-  const hash = alg === 'HS512' ? 'sha512' : 'sha256'
-  return `${head}.${createHmac(hash, secret).update(head).digest('base64url')}`
-}
 
 /** Valid claims of a real login, to be spoiled one at a time. */
 async function validClaims () {

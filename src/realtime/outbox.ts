@@ -1,0 +1,155 @@
+import { sql } from 'drizzle-orm'
+import type { EventData, EventName } from '../../schemas/events.js'
+import { onCommit, rows, type Db, type Executor } from '../db/client.js'
+
+/** Announces that events were committed. Its payload is empty: readers read the events table, which is the truth. */
+export const EVENTS_CHANNEL = 'catalog_events'
+
+/** An event to store with the change it describes. */
+export interface NewEvent {
+  topic: string
+  name: EventName
+  data: unknown
+}
+
+/** An event as stored: its id, and when it was written (at the end of its transaction). */
+export interface StoredEvent {
+  id: number
+  topic: string
+  name: string
+  data: unknown
+  createdAt: Date
+}
+
+/** A typed event: `data` must be what `EVENTS[name]` declares. */
+export const newEvent = <N extends EventName>(name: N, topic: string, data: EventData<N>): NewEvent => ({ name, topic, data })
+
+const committedListeners = new WeakMap<Db, () => void>()
+
+/** Calls `listener` after each commit on `db` of a transaction that emitted events. */
+export function onEventsCommitted (db: Db, listener: () => void): () => void {
+  committedListeners.set(db, listener)
+  return () => { committedListeners.delete(db) }
+}
+
+/**
+ * Stores events in the transaction `tx`, so they exist if and only if the change they describe commits, and ids are
+ * handed out in the order they are written. The statement first gives the transaction its id (xid) when it has none
+ * yet, then draws the event ids: a reader that sees a transaction running knows it may still commit events with lower
+ * ids, and waits for it (see `readEvents`).
+ */
+export async function emit (tx: Executor, events: NewEvent | NewEvent[]): Promise<void> {
+  const list = Array.isArray(events) ? events : [events]
+  if (list.length === 0) return
+  await tx.execute(sql`
+    with writer as materialized (select pg_current_xact_id() as xid)
+    insert into events (topic, name, data)
+    select e.value ->> 'topic', e.value ->> 'name', e.value -> 'data'
+    from writer, jsonb_array_elements(${JSON.stringify(list)}::jsonb) with ordinality as e(value, n)
+    where writer.xid is not null
+    order by e.n`)
+  onCommit(tx, (db) => committedListeners.get(db)?.())
+}
+
+interface EventRow { id: number | string, topic: string, name: string, data: unknown, created_at: Date | string }
+
+const toStored = (row: EventRow): StoredEvent => ({
+  id: Number(row.id),
+  topic: row.topic,
+  name: row.name,
+  data: row.data,
+  createdAt: new Date(row.created_at)
+})
+
+/** Running transaction ids of a snapshot, and whether those of an earlier snapshot had all ended by this one. */
+export interface EventBatch {
+  events: StoredEvent[]
+  /** The transactions running when this batch was read: any of them may still commit events with lower ids. */
+  running: string[]
+  /** Whether every transaction of `waitingFor` had ended (committed or rolled back) when this batch was read. */
+  settled: boolean
+}
+
+/**
+ * Up to `limit` events after `after`, in id order, with the ids of the transactions running at that moment, in
+ * one snapshot. Events become visible in commit order, not id order: an event whose transaction commits late may
+ * have a lower id than events already visible. Its transaction is among `running`; once those have all ended
+ * (`settled` of a later read that names them in `waitingFor`), every event up to the highest id of this batch is
+ * visible, and the reader may move past it.
+ */
+export async function readEvents (db: Executor, after: number, limit: number, waitingFor: string[]): Promise<EventBatch> {
+  const result = await rows<EventRow & { running: string[] | null, settled: boolean | null }>(db, sql`
+    select array(select pg_snapshot_xip(s.snapshot)::text) as running,
+      (select coalesce(bool_and(pg_visible_in_snapshot(w::xid8, s.snapshot)), true)
+        from jsonb_array_elements_text(${JSON.stringify(waitingFor)}::jsonb) as w) as settled,
+      e.id, e.topic, e.name, e.data, e.created_at
+    from (select pg_current_snapshot() as snapshot) as s
+    left join lateral (select id, topic, name, data, created_at from events where id > ${after} order by id limit ${limit}) as e on true
+    order by e.id`)
+  const first = result[0]
+  return {
+    events: result.filter((row) => row.id !== null).map(toStored),
+    running: first?.running ?? [],
+    settled: first?.settled ?? true
+  }
+}
+
+/** The newest event id, or 0: where a reader starting now begins. */
+export async function newestEventId (db: Executor): Promise<number> {
+  const [row] = await rows<{ id: number | string | null }>(db, sql`select max(id) as id from events`)
+  return Number(row?.id ?? 0)
+}
+
+/** A page of a replay, and the newest pruned event id when it was read. */
+export interface ReplayPage {
+  events: StoredEvent[]
+  /** Events up to this id have been pruned: a replay from before it is incomplete. */
+  prunedThrough: number
+  /** The newest stored event id. */
+  newest: number
+}
+
+/** Events on `topics` after `after` and at most `upTo`, in id order, up to `limit` of them. */
+export async function replayPage (db: Executor, topics: string[], after: number, upTo: number, limit: number): Promise<ReplayPage> {
+  const result = await rows<EventRow & { pruned_through: number | string, newest: number | string | null }>(db, sql`
+    select (select coalesce(max(pruned_through), 0) from event_log) as pruned_through, (select max(id) from events) as newest,
+      e.id, e.topic, e.name, e.data, e.created_at
+    from (select 1) as one
+    left join lateral (
+      select id, topic, name, data, created_at from events
+      where id > ${after} and id <= ${upTo} and topic in (select jsonb_array_elements_text(${JSON.stringify(topics)}::jsonb))
+      order by id limit ${limit}
+    ) as e on true
+    order by e.id`)
+  const first = result[0]
+  return {
+    events: result.filter((row) => row.id !== null).map(toStored),
+    prunedThrough: Number(first?.pruned_through ?? 0),
+    newest: Number(first?.newest ?? 0)
+  }
+}
+
+const PRUNE_BATCH = 10_000
+
+/**
+ * Deletes the events written before `before`, oldest first and a batch per transaction, recording the newest
+ * id deleted so a replay from before it is refused. Returns how many were deleted.
+ */
+export async function pruneEvents (db: Db, before: Date): Promise<number> {
+  let deleted = 0
+  for (;;) {
+    const count = await db.transaction(async (tx) => {
+      const [bound] = await rows<{ id: number | string | null }>(tx, sql`
+        select max(id) as id from (select id from events where created_at < ${before.toISOString()} order by id limit ${PRUNE_BATCH}) as oldest`)
+      if (bound?.id === null || bound?.id === undefined) return 0
+      const [removed] = await rows<{ count: number | string }>(tx, sql`
+        with removed as (delete from events where id <= ${bound.id} returning 1) select count(*) as count from removed`)
+      await tx.execute(sql`
+        insert into event_log (id, pruned_through) values (1, ${bound.id})
+        on conflict (id) do update set pruned_through = greatest(event_log.pruned_through, excluded.pruned_through)`)
+      return Number(removed?.count ?? 0)
+    })
+    deleted += count
+    if (count < PRUNE_BATCH) return deleted
+  }
+}

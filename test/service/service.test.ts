@@ -6,8 +6,11 @@ t.test('GET / → the link index', async (t) => {
   const res = await app.inject({ url: '/' })
   t.equal(res.statusCode, 200)
   t.match(res.headers['content-type'], /^application\/json/)
-  t.equal(res.json().links.docs, '/docs')
-  t.equal(res.json().links.openapi, '/openapi.json')
+  const links = res.json<{ links: Record<string, string> }>().links
+  t.match(links, { docs: '/docs', openapi: '/openapi.json', asyncapi: '/asyncapi.json', dashboard: '/dashboard', websocket: '/api/v1/ws', events: '/api/v1/events' })
+  for (const [name, path] of Object.entries(links)) {
+    t.not((await app.inject({ url: path })).statusCode, 404, `${name} (${path}) is served`)
+  }
 })
 
 t.test('GET /health/live and /health/ready → 200', async (t) => {

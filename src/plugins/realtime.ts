@@ -70,6 +70,8 @@ export default fp(async function realtime (app: FastifyInstance, { config, optio
 
   const published = new Counter({ name: 'realtime_events_published_total', help: 'Events read from the outbox and handed to this instance\'s subscribers', labelNames: ['name'], registers: [app.metrics] })
   const deliveredEvents = new Counter({ name: 'realtime_events_delivered_total', help: 'Event messages sent to clients, replays included', labelNames: ['transport'], registers: [app.metrics] })
+  // Bound once: counted for every subscriber of every event.
+  const deliveredBy: Record<Transport, Counter.Internal> = { websocket: deliveredEvents.labels('websocket'), sse: deliveredEvents.labels('sse') }
   const lag = new Histogram({
     name: 'realtime_delivery_lag_seconds',
     help: 'From an event\'s commit to its sending to this instance\'s live subscribers',
@@ -124,7 +126,7 @@ export default fp(async function realtime (app: FastifyInstance, { config, optio
     connections,
     limits,
     subscriptions: (sink) => new Subscriptions(hub, app.db, sink, replay),
-    delivered: (transport) => { deliveredEvents.inc({ transport }) },
+    delivered: (transport) => { deliveredBy[transport].inc() },
     prune,
     checkIdentities: () => connections.checkIdentities(app.db)
   } satisfies Realtime)

@@ -41,18 +41,23 @@ function message (schema: TSchema): Json {
   }
 }
 
-const channelMessage = (schema: TSchema) => ({ $ref: `#/channels/live/messages/${messageKey(schema)}` })
+const channelMessage = (schema: TSchema, channel = 'live') => ({ $ref: `#/channels/${channel}/messages/${messageKey(schema)}` })
+const channelMessages = (schemas: TSchema[]) =>
+  Object.fromEntries(schemas.map((schema) => [messageKey(schema), { $ref: `#/components/messages/${messageKey(schema)}` }]))
 
 const channel = { $ref: '#/channels/live' }
+const host = { host: { default: '127.0.0.1:3000', description: 'Host and port of the API' } }
 
 /**
- * The AsyncAPI 3.0 document of the WebSocket channel, made from the same TypeBox schemas that validate the client's
- * messages and serialize the server's: operations from the server's point of view (it receives `subscribe`, it sends `event`).
+ * The AsyncAPI 3.0 document of the WebSocket channel and of its Server-Sent Events twin, made from the same TypeBox
+ * schemas that validate the client's messages and serialize the server's: operations from the server's point of
+ * view (it receives `subscribe`, it sends `event`).
  */
 export function asyncApiDocument (): Json {
   const clientMessages = [EchoMessageSchema, PingMessageSchema, SubscribeMessageSchema, UnsubscribeMessageSchema]
   const serverMessages = [PongMessageSchema, SubscribedMessageSchema, UnsubscribedMessageSchema, ...EventMessageSchemas, ErrorMessageSchema]
   const messages = [...new Set([...clientMessages, ...serverMessages])]
+  const streamMessages = [...EventMessageSchemas, ErrorMessageSchema]
   const schemas = [...new Set([...eventsComponents, ...wsComponents])]
   const request = (name: string, summary: string, sent: TSchema, reply: TSchema) => [name, {
     action: 'receive',
@@ -77,30 +82,47 @@ export function asyncApiDocument (): Json {
         'are answered by `rate_limited` and dropped, and a client that keeps on is closed with 1008; a client too slow to take its ' +
         'events is closed with 1013; when the token expires or its login ends the server sends `token_expired` or `login_ended`, then ' +
         'closes with 1008 (reconnect with a fresh token and `since`); on shutdown every connection gets 1001. The server pings every 30 s ' +
-        'and drops peers that do not answer.\n\nThe same events are served as Server-Sent Events at `GET /api/v1/events` (see `/openapi.json`).',
+        'and drops peers that do not answer.\n\nThe same events are served as Server-Sent Events at `GET /api/v1/events?topics=…` ' +
+        '(the `events` channel; its HTTP side is in `/openapi.json`): each SSE event has `id:` set to the event id and `data:` ' +
+        'the message as JSON; a reconnect with `Last-Event-ID` replays what came after it.',
       license: { name: 'MIT', url: 'https://spdx.org/licenses/MIT.html' }
     },
     defaultContentType: 'application/json',
     servers: {
-      api: {
+      websocket: {
         host: '{host}',
         protocol: 'ws',
         description: 'This server; `wss` behind TLS',
-        variables: { host: { default: '127.0.0.1:3000', description: 'Host and port of the API' } },
+        variables: host,
         security: [
           { $ref: '#/components/securitySchemes/accessTokenQuery' },
           { $ref: '#/components/securitySchemes/bearerSubprotocol' },
           { $ref: '#/components/securitySchemes/bearerHeader' }
         ]
+      },
+      http: {
+        host: '{host}',
+        protocol: 'http',
+        description: 'This server, for Server-Sent Events; `https` behind TLS',
+        variables: host,
+        security: [{ $ref: '#/components/securitySchemes/accessTokenQuery' }, { $ref: '#/components/securitySchemes/bearerHeader' }]
       }
     },
     channels: {
       live: {
         address: WS_PATH,
-        title: 'Live events',
+        title: 'Live events (WebSocket)',
         description: 'One connection, any number of topics.',
-        messages: Object.fromEntries(messages.map((schema) => [messageKey(schema), { $ref: `#/components/messages/${messageKey(schema)}` }])),
+        servers: [{ $ref: '#/servers/websocket' }],
+        messages: channelMessages(messages),
         bindings: { ws: { method: 'GET', query: component(WsQuerySchema), bindingVersion: '0.1.0' } }
+      },
+      events: {
+        address: '/api/v1/events',
+        title: 'Live events (Server-Sent Events)',
+        description: 'A `text/event-stream` of the topics named by `?topics=`, for clients that cannot keep a WebSocket.',
+        servers: [{ $ref: '#/servers/http' }],
+        messages: channelMessages(streamMessages)
       }
     },
     operations: Object.fromEntries([
@@ -108,8 +130,14 @@ export function asyncApiDocument (): Json {
       request('ping', 'Answers `pong`', PingMessageSchema, PongMessageSchema),
       request('subscribe', 'Follows topics, replaying from `since` first when given', SubscribeMessageSchema, SubscribedMessageSchema),
       request('unsubscribe', 'Stops following topics', UnsubscribeMessageSchema, UnsubscribedMessageSchema),
-      ['sendEvent', { action: 'send', channel, summary: 'A stored event on a followed topic, live or replayed', messages: EventMessageSchemas.map(channelMessage) }],
-      ['sendError', { action: 'send', channel, summary: 'A message could not be handled, or the connection is about to close', messages: [channelMessage(ErrorMessageSchema)] }]
+      ['sendEvent', { action: 'send', channel, summary: 'A stored event on a followed topic, live or replayed', messages: EventMessageSchemas.map((schema) => channelMessage(schema)) }],
+      ['sendError', { action: 'send', channel, summary: 'A message could not be handled, or the connection is about to close', messages: [channelMessage(ErrorMessageSchema)] }],
+      ['streamEvents', {
+        action: 'send',
+        channel: { $ref: '#/channels/events' },
+        summary: 'Every stored event on the topics asked for, after `Last-Event-ID` when given, then live ones',
+        messages: streamMessages.map((schema) => channelMessage(schema, 'events'))
+      }]
     ]),
     components: {
       schemas: Object.fromEntries(schemas.map((schema) => [id(schema), component(schema)])),

@@ -22,7 +22,7 @@ const app = await build(t)
 const res = await app.inject({ url: '/asyncapi.json' })
 const document = res.json<AsyncApi>()
 
-t.test('GET /asyncapi.json → the AsyncAPI 3.0 document, valid for @asyncapi/parser', async (t) => {
+t.test('GET /asyncapi.json → the AsyncAPI 3.0 document of the WebSocket and SSE channels, valid for @asyncapi/parser', async (t) => {
   t.equal(res.statusCode, 200)
   t.match(res.headers['content-type'], /^application\/json/)
   t.equal(res.headers['ratelimit-limit'], undefined, 'not rate limited, like the docs')
@@ -32,8 +32,12 @@ t.test('GET /asyncapi.json → the AsyncAPI 3.0 document, valid for @asyncapi/pa
   t.same(diagnostics.filter((diagnostic) => diagnostic.severity <= 1).map((diagnostic) => `${diagnostic.code}: ${diagnostic.message}`), [], 'no error, no warning')
   t.ok(parsed !== undefined)
   t.same(parsed?.operations().filterByReceive().map((operation) => operation.id()).sort(), ['echo', 'ping', 'subscribe', 'unsubscribe'])
-  t.same(parsed?.operations().filterBySend().flatMap((operation) => operation.messages().all().map((message) => message.name())).sort(),
-    ['error', 'itemCreatedEvent', 'itemDeletedEvent', 'itemUpdatedEvent', 'jobUpdatedEvent'])
+  const sent = (id: string) => parsed?.operations().get(id)?.messages().all().map((message) => message.name()).sort()
+  const events = ['itemCreatedEvent', 'itemDeletedEvent', 'itemUpdatedEvent', 'jobUpdatedEvent']
+  t.same(parsed?.operations().filterBySend().map((operation) => operation.id()).sort(), ['sendError', 'sendEvent', 'streamEvents'])
+  t.same(sent('sendEvent'), events, 'the WebSocket sends every event')
+  t.same(sent('streamEvents'), ['error', ...events], 'and so does the SSE stream, with errors')
+  t.same(parsed?.channels().all().map((channel) => channel.address()).sort(), ['/api/v1/events', '/api/v1/ws'])
 })
 
 t.test('every client message type and every event has its message in the document', async (t) => {

@@ -43,6 +43,11 @@ export interface Database {
   listen (channel: string, onNotify: () => void): Promise<() => Promise<void>>
   /** Wakes the listeners of `channel` in every process on this database. Outside any transaction. */
   notify (channel: string): Promise<void>
+  /**
+   * Runs `work` holding the lock every instance takes to change the database's schema, as migrations do: for libraries
+   * that install schemas of their own (the job queue), since concurrent `CREATE … IF NOT EXISTS` race in Postgres.
+   */
+  whileChangingSchema<T> (work: () => Promise<T>): Promise<T>
   close (): Promise<void>
 }
 
@@ -138,17 +143,34 @@ async function openPostgres (config: Config, log: FastifyBaseLogger, expected: n
   // An idle client losing its connection must not crash the process; the pool replaces it.
   pool.on('error', (error) => log.warn({ err: error }, 'idle Postgres client failed'))
 
-  const client = await connectWithRetry(pool, log, connectTimeoutMs)
-  try {
-    // Waiting for another instance's migrations, and a long migration, are not slow statements.
+  /** Runs `work` holding MIGRATION_LOCK on `client`; waiting for the lock, and the work, are not slow statements. */
+  const holdingSchemaLock = async <T>(client: pg.PoolClient, work: () => Promise<T>): Promise<T> => {
     await client.query('set statement_timeout = 0')
     await client.query('select pg_advisory_lock($1)', [MIGRATION_LOCK])
     try {
-      await migratePg(drizzlePg(client, { casing }), { migrationsFolder })
+      return await work()
     } finally {
       await client.query('select pg_advisory_unlock($1)', [MIGRATION_LOCK])
       await client.query('reset statement_timeout')
     }
+  }
+  /** A client for `work`, released afterwards; one that failed is discarded rather than reused. */
+  const withClient = async <T>(work: (client: pg.PoolClient) => Promise<T>): Promise<T> => {
+    const client = await pool.connect()
+    let failed = false
+    try {
+      return await work(client)
+    } catch (error) {
+      failed = true
+      throw error
+    } finally {
+      client.release(failed)
+    }
+  }
+
+  const client = await connectWithRetry(pool, log, connectTimeoutMs)
+  try {
+    await holdingSchemaLock(client, () => migratePg(drizzlePg(client, { casing }), { migrationsFolder }))
   } catch (error) {
     client.release(true)
     await pool.end()
@@ -184,6 +206,7 @@ async function openPostgres (config: Config, log: FastifyBaseLogger, expected: n
       if (await listeners.get(channel)?.notify() === true) return
       await pool.query('select pg_notify($1, $2)', [channel, ''])
     },
+    whileChangingSchema: (work) => withClient((locked) => holdingSchemaLock(locked, work)),
     close: once(async () => {
       await Promise.all([...listeners.values()].map((listener) => listener.stop()))
       await pool.end()
@@ -251,6 +274,8 @@ async function openPglite (config: Config, log: FastifyBaseLogger, expected: num
     },
     listen: async (channel, onNotify) => await pglite.listen(channel, () => onNotify()),
     notify: async (channel) => { await pglite.query('select pg_notify($1, $2)', [channel, '']) },
+    // One process, one connection: nothing to race with.
+    whileChangingSchema: (work) => work(),
     close: once(async () => {
       await pglite.close()
       await unlock?.()

@@ -99,7 +99,8 @@ export default fp(async function jobQueue (app: FastifyInstance, { options = {} 
   }
 
   app.addHook('onReady', async () => {
-    await boss.start()
+    // pg-boss installs its schema at start; instances starting together must not race to create it.
+    await app.database.whileChangingSchema(() => boss.start())
     started = true
     await boss.createQueue(IMPORT_QUEUE)
     if (options.worker !== false) {

@@ -99,10 +99,13 @@ export default fp(async function jobQueue (app: FastifyInstance, { options = {} 
   }
 
   app.addHook('onReady', async () => {
-    // pg-boss installs its schema at start; instances starting together must not race to create it.
-    await app.database.whileChangingSchema(() => boss.start())
-    started = true
-    await boss.createQueue(IMPORT_QUEUE)
+    // pg-boss installs its schema at start, and a queue is a table of its own: instances starting together
+    // must not race to create them (concurrent creations fail or deadlock).
+    await app.database.whileChangingSchema(async () => {
+      await boss.start()
+      started = true
+      await boss.createQueue(IMPORT_QUEUE)
+    })
     if (options.worker !== false) {
       workerId = await boss.work(IMPORT_QUEUE, { batchSize: 1, pollingIntervalSeconds: 0.5, includeMetadata: true }, work)
     }

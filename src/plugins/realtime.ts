@@ -41,8 +41,6 @@ export interface Realtime {
   delivered (transport: Transport): void
   /** Deletes the events older than EVENTS_RETENTION now (the background job does it periodically). */
   prune (): Promise<number>
-  /** Closes the connections whose token has expired or whose login ended (the background job does it periodically). */
-  checkIdentities (): Promise<void>
 }
 
 declare module 'fastify' {
@@ -79,7 +77,6 @@ export default fp(async function realtime (app: FastifyInstance, { config, optio
     registers: [app.metrics]
   })
 
-  let readFailures = 0
   const hub = new Hub(app.db, {
     serialize: eventSerializer(),
     batchSize: 500,
@@ -87,11 +84,10 @@ export default fp(async function realtime (app: FastifyInstance, { config, optio
     onPublished: (event, subscribers) => {
       published.inc({ name: event.name })
       if (subscribers > 0) lag.observe(Math.max(0, Date.now() - event.createdAt.getTime()) / 1000)
-      readFailures = 0
     },
-    onError: (error) => {
+    onError: (error, failures) => {
       // Once per outage, not once per poll.
-      if (readFailures++ === 0) app.log.warn({ err: error }, 'could not read events; retrying')
+      if (failures === 1) app.log.warn({ err: error }, 'could not read events; retrying')
     }
   })
   const connections = new Connections()
@@ -127,8 +123,7 @@ export default fp(async function realtime (app: FastifyInstance, { config, optio
     limits,
     subscriptions: (sink) => new Subscriptions(hub, app.db, sink, replay),
     delivered: (transport) => { deliveredBy[transport].inc() },
-    prune,
-    checkIdentities: () => connections.checkIdentities(app.db)
+    prune
   } satisfies Realtime)
 
   const timers: NodeJS.Timeout[] = []

@@ -52,8 +52,8 @@ export interface HubOptions {
   settleDelayMs: number
   /** After each event is handed to this instance's subscribers (metrics). */
   onPublished?: (event: PublishedEvent, subscribers: number) => void
-  /** A read failed; the next wake-up or poll tries again from the same place. */
-  onError?: (error: unknown) => void
+  /** A read failed (`failures` in a row); the next wake-up or poll tries again from the same place. */
+  onError?: (error: unknown, failures: number) => void
 }
 
 /**
@@ -76,6 +76,7 @@ export class Hub {
   private readonly topics = new Map<string, Set<Subscriber>>()
   private reading: Promise<void> | undefined
   private again = false
+  private failures = 0
   private retry: NodeJS.Timeout | undefined
   private stopped = false
 
@@ -120,7 +121,7 @@ export class Hub {
     }
     clearTimeout(this.retry)
     this.reading = this.readAll()
-      .catch((error: unknown) => this.options.onError?.(error))
+      .then(() => { this.failures = 0 }, (error: unknown) => this.options.onError?.(error, ++this.failures))
       .finally(() => {
         this.reading = undefined
         if (this.again) {

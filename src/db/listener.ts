@@ -15,6 +15,8 @@ const identifier = (channel: string) => `"${channel.replaceAll('"', '""')}"`
 export class PgListener {
   private client: pg.Client | undefined
   private closed = false
+  /** Set while the connection is down: an outage is logged when it starts and when it ends, not at every retry. */
+  private down = false
   private delay = RECONNECT_MIN_MS
   private timer: NodeJS.Timeout | undefined
 
@@ -48,7 +50,7 @@ export class PgListener {
   private async connect (): Promise<void> {
     const client = new pg.Client({ connectionString: this.connectionString, keepAlive: true, connectionTimeoutMillis: 5_000, application_name: 'catalog-api listener' })
     // Without an error listener a dropped connection would take the process down; `end` follows and reconnects.
-    client.on('error', (error) => this.log.warn({ reason: error.message, channel: this.channel }, 'LISTEN connection failed'))
+    client.on('error', (error) => this.failed(error))
     client.on('notification', () => this.onNotify())
     client.on('end', () => {
       if (this.client !== client) return
@@ -59,7 +61,7 @@ export class PgListener {
       await client.connect()
       await client.query(`listen ${identifier(this.channel)}`)
     } catch (error) {
-      this.log.warn({ reason: (error as Error).message, channel: this.channel }, 'could not LISTEN; retrying')
+      this.failed(error as Error)
       await client.end().catch(() => undefined)
       this.reconnectLater()
       return
@@ -68,10 +70,17 @@ export class PgListener {
       await client.end()
       return
     }
+    if (this.down) this.log.info({ channel: this.channel }, 'LISTEN connection back')
+    this.down = false
     this.client = client
     this.delay = RECONNECT_MIN_MS
     // Whatever was announced while not listening (before the first connection too) is read now.
     this.onNotify()
+  }
+
+  private failed (error: Error): void {
+    if (!this.down) this.log.warn({ reason: error.message, channel: this.channel }, 'LISTEN connection lost; reconnecting')
+    this.down = true
   }
 
   private reconnectLater (): void {

@@ -5,6 +5,7 @@ import { buildApp, type AppOptions } from '../../src/app.js'
 import { insertItem } from '../../src/items/repository.js'
 import { build, freshDatabase, testConfig } from '../helper.js'
 import { withClient } from '../databases.js'
+import { logCapture } from '../log-capture.js'
 import { connect, createItem, subscribe, user } from './helpers.js'
 
 const onPostgres = process.env.DATABASE_URL !== undefined && process.env.DATABASE_URL !== ''
@@ -12,8 +13,8 @@ const OVERLAPPING = onPostgres ? false : 'needs DATABASE_URL: on PGlite one conn
 const SHARED = onPostgres ? false : 'needs DATABASE_URL: only a Postgres server can be shared by two instances'
 
 /** An app on a given Postgres database, closed when the test ends. */
-async function instance (t: Test, databaseUrl: string, options: AppOptions = {}): Promise<FastifyInstance> {
-  const app = await buildApp(testConfig({ DATABASE_URL: databaseUrl }), { loadShedding: { maxEventLoopDelay: 0, maxHeapUsedBytes: 0 }, ...options })
+async function instance (t: Test, databaseUrl: string, options: AppOptions = {}, env: Record<string, string> = {}): Promise<FastifyInstance> {
+  const app = await buildApp(testConfig({ ...env, DATABASE_URL: databaseUrl }), { loadShedding: { maxEventLoopDelay: 0, maxHeapUsedBytes: 0 }, ...options })
   t.teardown(() => app.close())
   await app.ready()
   return app
@@ -75,7 +76,8 @@ t.test('an event written without a notification (a lost one) is delivered by the
 t.test('two instances on one database: a commit on one wakes the other through NOTIFY', { skip: SHARED }, async (t) => {
   const { databaseUrl = '' } = await freshDatabase(t)
   // No poll to speak of: only a notification can deliver in time.
-  const a = await instance(t, databaseUrl, { realtime: { pollIntervalMs: 3_600_000 } })
+  const logs = logCapture()
+  const a = await instance(t, databaseUrl, { realtime: { pollIntervalMs: 3_600_000 }, logStream: logs.stream }, { LOG_LEVEL: 'info' })
   const b = await instance(t, databaseUrl, { realtime: { pollIntervalMs: 3_600_000 } })
   const ada = await user(b)
   const socket = await connect(t, a)
@@ -94,4 +96,7 @@ t.test('two instances on one database: a commit on one wakes the other through N
   const listening = await withClient(databaseUrl, (client) => client.query(
     "select count(*)::int as n from pg_stat_activity where application_name = 'catalog-api listener' and datname = current_database()"))
   t.equal(listening.rows[0]?.n, 2, 'one listener per instance again')
+  const said = logs.lines.map((line) => line.msg)
+  t.equal(said.filter((msg) => msg === 'LISTEN connection lost; reconnecting').length, 1, 'the drop is logged once')
+  t.equal(said.filter((msg) => msg === 'LISTEN connection back').length, 1, 'and so is the return')
 })

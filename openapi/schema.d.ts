@@ -535,34 +535,28 @@ export interface components {
             status: "ok";
         };
         /**
-         * TokenRequest
-         * @description An OAuth2 token request (RFC 6749 §4.3 password grant, §6 refresh). Unknown parameters are ignored.
+         * PasswordGrant
+         * @description RFC 6749 §4.3: a login with your email and password. Unknown parameters are ignored.
          * @example {
          *       "grant_type": "password",
          *       "username": "ada@example.com",
          *       "password": "correct horse battery staple",
          *       "scope": "profile items:write"
          *     }
-         * @example {
-         *       "grant_type": "refresh_token",
-         *       "refresh_token": "q4Jm2l3cXb0Yt2t1oU8d5h0Zr9a7VwVQe1p6sKxH3nA"
-         *     }
          */
-        TokenRequest: {
+        PasswordGrant: {
             /**
-             * @description `password` or `refresh_token`
-             * @example password
+             * @description discriminator enum property added by openapi-typescript
+             * @enum {string}
              */
-            grant_type: string;
+            grant_type: "password";
             /**
-             * @description Your email (password grant)
+             * @description Your email
              * @example ada@example.com
              */
-            username?: string;
-            /** @description Your password (password grant) */
-            password?: string;
-            /** @description A refresh token (refresh_token grant); single use */
-            refresh_token?: string;
+            username: string;
+            /** @description Your password */
+            password: string;
             /**
              * @description Space-separated scopes to ask for. Password grant default: `profile items:write`; `admin` only for superusers. A refresh may narrow the granted scope, never widen it.
              * @example profile items:write
@@ -573,6 +567,37 @@ export interface components {
             /** @description OAuth2 client secret; accepted and ignored */
             client_secret?: string;
         };
+        /**
+         * RefreshTokenGrant
+         * @description RFC 6749 §6: a new pair of tokens for a refresh token. Unknown parameters are ignored.
+         * @example {
+         *       "grant_type": "refresh_token",
+         *       "refresh_token": "q4Jm2l3cXb0Yt2t1oU8d5h0Zr9a7VwVQe1p6sKxH3nA"
+         *     }
+         */
+        RefreshTokenGrant: {
+            /**
+             * @description discriminator enum property added by openapi-typescript
+             * @enum {string}
+             */
+            grant_type: "refresh_token";
+            /** @description A refresh token; single use */
+            refresh_token: string;
+            /**
+             * @description Space-separated scopes to ask for. Password grant default: `profile items:write`; `admin` only for superusers. A refresh may narrow the granted scope, never widen it.
+             * @example profile items:write
+             */
+            scope?: string;
+            /** @description OAuth2 client id; accepted and ignored */
+            client_id?: string;
+            /** @description OAuth2 client secret; accepted and ignored */
+            client_secret?: string;
+        };
+        /**
+         * TokenRequest
+         * @description An OAuth2 token request: the password grant or the refresh_token grant, by `grant_type`.
+         */
+        TokenRequest: components["schemas"]["PasswordGrant"] | components["schemas"]["RefreshTokenGrant"];
         /**
          * TokenResponse
          * @description An RFC 6749 §5.1 access token response.
@@ -1207,7 +1232,22 @@ export interface components {
     responses: never;
     parameters: never;
     requestBodies: never;
-    headers: never;
+    headers: {
+        /** @description Identifies the request in the server log; a well-formed incoming `X-Request-Id` is kept */
+        "X-Request-Id": string;
+        /** @description Requests allowed in the tightest window that applies to this client */
+        "RateLimit-Limit": number;
+        /** @description Requests left in that window */
+        "RateLimit-Remaining": number;
+        /** @description Seconds until that window starts again */
+        "RateLimit-Reset": number;
+        /** @description The Bearer challenge (RFC 6750): `error` says why, and `scope` what a 403 lacked */
+        "WWW-Authenticate": string;
+        /** @description Seconds to wait before trying again */
+        "Retry-After": number;
+        /** @description `true` on the stored answer to an earlier request with the same `Idempotency-Key` */
+        "Idempotent-Replayed": string;
+    };
     pathItems: never;
 }
 export type $defs = Record<string, never>;
@@ -1224,6 +1264,7 @@ export interface operations {
             /** @description The metrics in Prometheus text format */
             200: {
                 headers: {
+                    "X-Request-Id": components["headers"]["X-Request-Id"];
                     [name: string]: unknown;
                 };
                 content: {
@@ -1233,27 +1274,53 @@ export interface operations {
             /** @description The access token is missing, invalid or expired */
             401: {
                 headers: {
+                    "X-Request-Id": components["headers"]["X-Request-Id"];
+                    "WWW-Authenticate": components["headers"]["WWW-Authenticate"];
                     [name: string]: unknown;
                 };
                 content: {
+                    /** @example {
+                     *       "type": "urn:catalog-api:problem:invalid-token",
+                     *       "title": "Unauthorized",
+                     *       "status": 401,
+                     *       "detail": "The access token has expired",
+                     *       "instance": "/api/v1/items/0196f1c2-7a8b-7cde-8f01-23456789abcd"
+                     *     } */
                     "application/problem+json": components["schemas"]["Problem"];
                 };
             };
             /** @description An unexpected error occurred */
             500: {
                 headers: {
+                    "X-Request-Id": components["headers"]["X-Request-Id"];
                     [name: string]: unknown;
                 };
                 content: {
+                    /** @example {
+                     *       "type": "urn:catalog-api:problem:internal-error",
+                     *       "title": "Internal Server Error",
+                     *       "status": 500,
+                     *       "detail": "An unexpected error occurred; the request id identifies it in the server log",
+                     *       "instance": "/api/v1/items/0196f1c2-7a8b-7cde-8f01-23456789abcd"
+                     *     } */
                     "application/problem+json": components["schemas"]["Problem"];
                 };
             };
             /** @description The service is unavailable (shutting down, overloaded or its database is unreachable) */
             503: {
                 headers: {
+                    "X-Request-Id": components["headers"]["X-Request-Id"];
+                    "Retry-After": components["headers"]["Retry-After"];
                     [name: string]: unknown;
                 };
                 content: {
+                    /** @example {
+                     *       "type": "urn:catalog-api:problem:service-unavailable",
+                     *       "title": "Service Unavailable",
+                     *       "status": 503,
+                     *       "detail": "The server is shutting down",
+                     *       "instance": "/api/v1/items/0196f1c2-7a8b-7cde-8f01-23456789abcd"
+                     *     } */
                     "application/problem+json": components["schemas"]["Problem"];
                 };
             };
@@ -1271,6 +1338,10 @@ export interface operations {
             /** @description Links to the documentation and the resources */
             200: {
                 headers: {
+                    "X-Request-Id": components["headers"]["X-Request-Id"];
+                    "RateLimit-Limit": components["headers"]["RateLimit-Limit"];
+                    "RateLimit-Remaining": components["headers"]["RateLimit-Remaining"];
+                    "RateLimit-Reset": components["headers"]["RateLimit-Reset"];
                     [name: string]: unknown;
                 };
                 content: {
@@ -1280,36 +1351,83 @@ export interface operations {
             /** @description The access token is missing, invalid or expired */
             401: {
                 headers: {
+                    "X-Request-Id": components["headers"]["X-Request-Id"];
+                    "RateLimit-Limit": components["headers"]["RateLimit-Limit"];
+                    "RateLimit-Remaining": components["headers"]["RateLimit-Remaining"];
+                    "RateLimit-Reset": components["headers"]["RateLimit-Reset"];
+                    "WWW-Authenticate": components["headers"]["WWW-Authenticate"];
                     [name: string]: unknown;
                 };
                 content: {
+                    /** @example {
+                     *       "type": "urn:catalog-api:problem:invalid-token",
+                     *       "title": "Unauthorized",
+                     *       "status": 401,
+                     *       "detail": "The access token has expired",
+                     *       "instance": "/api/v1/items/0196f1c2-7a8b-7cde-8f01-23456789abcd"
+                     *     } */
                     "application/problem+json": components["schemas"]["Problem"];
                 };
             };
             /** @description Too many requests: retry after `Retry-After` seconds */
             429: {
                 headers: {
+                    "X-Request-Id": components["headers"]["X-Request-Id"];
+                    "RateLimit-Limit": components["headers"]["RateLimit-Limit"];
+                    "RateLimit-Remaining": components["headers"]["RateLimit-Remaining"];
+                    "RateLimit-Reset": components["headers"]["RateLimit-Reset"];
+                    "Retry-After": components["headers"]["Retry-After"];
                     [name: string]: unknown;
                 };
                 content: {
+                    /** @example {
+                     *       "type": "urn:catalog-api:problem:rate-limited",
+                     *       "title": "Too Many Requests",
+                     *       "status": 429,
+                     *       "detail": "Too many requests: retry in 42 seconds",
+                     *       "instance": "/api/v1/items/0196f1c2-7a8b-7cde-8f01-23456789abcd"
+                     *     } */
                     "application/problem+json": components["schemas"]["Problem"];
                 };
             };
             /** @description An unexpected error occurred */
             500: {
                 headers: {
+                    "X-Request-Id": components["headers"]["X-Request-Id"];
+                    "RateLimit-Limit": components["headers"]["RateLimit-Limit"];
+                    "RateLimit-Remaining": components["headers"]["RateLimit-Remaining"];
+                    "RateLimit-Reset": components["headers"]["RateLimit-Reset"];
                     [name: string]: unknown;
                 };
                 content: {
+                    /** @example {
+                     *       "type": "urn:catalog-api:problem:internal-error",
+                     *       "title": "Internal Server Error",
+                     *       "status": 500,
+                     *       "detail": "An unexpected error occurred; the request id identifies it in the server log",
+                     *       "instance": "/api/v1/items/0196f1c2-7a8b-7cde-8f01-23456789abcd"
+                     *     } */
                     "application/problem+json": components["schemas"]["Problem"];
                 };
             };
             /** @description The service is unavailable (shutting down, overloaded or its database is unreachable) */
             503: {
                 headers: {
+                    "X-Request-Id": components["headers"]["X-Request-Id"];
+                    "RateLimit-Limit": components["headers"]["RateLimit-Limit"];
+                    "RateLimit-Remaining": components["headers"]["RateLimit-Remaining"];
+                    "RateLimit-Reset": components["headers"]["RateLimit-Reset"];
+                    "Retry-After": components["headers"]["Retry-After"];
                     [name: string]: unknown;
                 };
                 content: {
+                    /** @example {
+                     *       "type": "urn:catalog-api:problem:service-unavailable",
+                     *       "title": "Service Unavailable",
+                     *       "status": 503,
+                     *       "detail": "The server is shutting down",
+                     *       "instance": "/api/v1/items/0196f1c2-7a8b-7cde-8f01-23456789abcd"
+                     *     } */
                     "application/problem+json": components["schemas"]["Problem"];
                 };
             };
@@ -1327,6 +1445,7 @@ export interface operations {
             /** @description The process is running */
             200: {
                 headers: {
+                    "X-Request-Id": components["headers"]["X-Request-Id"];
                     [name: string]: unknown;
                 };
                 content: {
@@ -1336,27 +1455,53 @@ export interface operations {
             /** @description The access token is missing, invalid or expired */
             401: {
                 headers: {
+                    "X-Request-Id": components["headers"]["X-Request-Id"];
+                    "WWW-Authenticate": components["headers"]["WWW-Authenticate"];
                     [name: string]: unknown;
                 };
                 content: {
+                    /** @example {
+                     *       "type": "urn:catalog-api:problem:invalid-token",
+                     *       "title": "Unauthorized",
+                     *       "status": 401,
+                     *       "detail": "The access token has expired",
+                     *       "instance": "/api/v1/items/0196f1c2-7a8b-7cde-8f01-23456789abcd"
+                     *     } */
                     "application/problem+json": components["schemas"]["Problem"];
                 };
             };
             /** @description An unexpected error occurred */
             500: {
                 headers: {
+                    "X-Request-Id": components["headers"]["X-Request-Id"];
                     [name: string]: unknown;
                 };
                 content: {
+                    /** @example {
+                     *       "type": "urn:catalog-api:problem:internal-error",
+                     *       "title": "Internal Server Error",
+                     *       "status": 500,
+                     *       "detail": "An unexpected error occurred; the request id identifies it in the server log",
+                     *       "instance": "/api/v1/items/0196f1c2-7a8b-7cde-8f01-23456789abcd"
+                     *     } */
                     "application/problem+json": components["schemas"]["Problem"];
                 };
             };
             /** @description The service is unavailable (shutting down, overloaded or its database is unreachable) */
             503: {
                 headers: {
+                    "X-Request-Id": components["headers"]["X-Request-Id"];
+                    "Retry-After": components["headers"]["Retry-After"];
                     [name: string]: unknown;
                 };
                 content: {
+                    /** @example {
+                     *       "type": "urn:catalog-api:problem:service-unavailable",
+                     *       "title": "Service Unavailable",
+                     *       "status": 503,
+                     *       "detail": "The server is shutting down",
+                     *       "instance": "/api/v1/items/0196f1c2-7a8b-7cde-8f01-23456789abcd"
+                     *     } */
                     "application/problem+json": components["schemas"]["Problem"];
                 };
             };
@@ -1374,6 +1519,7 @@ export interface operations {
             /** @description Ready to serve */
             200: {
                 headers: {
+                    "X-Request-Id": components["headers"]["X-Request-Id"];
                     [name: string]: unknown;
                 };
                 content: {
@@ -1383,27 +1529,53 @@ export interface operations {
             /** @description The access token is missing, invalid or expired */
             401: {
                 headers: {
+                    "X-Request-Id": components["headers"]["X-Request-Id"];
+                    "WWW-Authenticate": components["headers"]["WWW-Authenticate"];
                     [name: string]: unknown;
                 };
                 content: {
+                    /** @example {
+                     *       "type": "urn:catalog-api:problem:invalid-token",
+                     *       "title": "Unauthorized",
+                     *       "status": 401,
+                     *       "detail": "The access token has expired",
+                     *       "instance": "/api/v1/items/0196f1c2-7a8b-7cde-8f01-23456789abcd"
+                     *     } */
                     "application/problem+json": components["schemas"]["Problem"];
                 };
             };
             /** @description An unexpected error occurred */
             500: {
                 headers: {
+                    "X-Request-Id": components["headers"]["X-Request-Id"];
                     [name: string]: unknown;
                 };
                 content: {
+                    /** @example {
+                     *       "type": "urn:catalog-api:problem:internal-error",
+                     *       "title": "Internal Server Error",
+                     *       "status": 500,
+                     *       "detail": "An unexpected error occurred; the request id identifies it in the server log",
+                     *       "instance": "/api/v1/items/0196f1c2-7a8b-7cde-8f01-23456789abcd"
+                     *     } */
                     "application/problem+json": components["schemas"]["Problem"];
                 };
             };
             /** @description The service is unavailable (shutting down, overloaded or its database is unreachable) */
             503: {
                 headers: {
+                    "X-Request-Id": components["headers"]["X-Request-Id"];
+                    "Retry-After": components["headers"]["Retry-After"];
                     [name: string]: unknown;
                 };
                 content: {
+                    /** @example {
+                     *       "type": "urn:catalog-api:problem:service-unavailable",
+                     *       "title": "Service Unavailable",
+                     *       "status": 503,
+                     *       "detail": "The server is shutting down",
+                     *       "instance": "/api/v1/items/0196f1c2-7a8b-7cde-8f01-23456789abcd"
+                     *     } */
                     "application/problem+json": components["schemas"]["Problem"];
                 };
             };
@@ -1426,6 +1598,10 @@ export interface operations {
             /** @description The tokens */
             200: {
                 headers: {
+                    "X-Request-Id": components["headers"]["X-Request-Id"];
+                    "RateLimit-Limit": components["headers"]["RateLimit-Limit"];
+                    "RateLimit-Remaining": components["headers"]["RateLimit-Remaining"];
+                    "RateLimit-Reset": components["headers"]["RateLimit-Reset"];
                     /** @description `no-store` */
                     "Cache-Control"?: string;
                     /** @description `no-cache` */
@@ -1439,63 +1615,144 @@ export interface operations {
             /** @description `invalid_request`, `invalid_grant`, `unsupported_grant_type` or `invalid_scope` */
             400: {
                 headers: {
+                    "X-Request-Id": components["headers"]["X-Request-Id"];
+                    "RateLimit-Limit": components["headers"]["RateLimit-Limit"];
+                    "RateLimit-Remaining": components["headers"]["RateLimit-Remaining"];
+                    "RateLimit-Reset": components["headers"]["RateLimit-Reset"];
+                    /** @description `no-store` */
+                    "Cache-Control"?: string;
+                    /** @description `no-cache` */
+                    Pragma?: string;
                     [name: string]: unknown;
                 };
                 content: {
+                    /** @example {
+                     *       "error": "invalid_grant",
+                     *       "error_description": "The username or password is incorrect"
+                     *     } */
                     "application/json": components["schemas"]["OAuthError"];
                 };
             };
             /** @description The access token is missing, invalid or expired */
             401: {
                 headers: {
+                    "X-Request-Id": components["headers"]["X-Request-Id"];
+                    "RateLimit-Limit": components["headers"]["RateLimit-Limit"];
+                    "RateLimit-Remaining": components["headers"]["RateLimit-Remaining"];
+                    "RateLimit-Reset": components["headers"]["RateLimit-Reset"];
+                    "WWW-Authenticate": components["headers"]["WWW-Authenticate"];
                     [name: string]: unknown;
                 };
                 content: {
+                    /** @example {
+                     *       "type": "urn:catalog-api:problem:invalid-token",
+                     *       "title": "Unauthorized",
+                     *       "status": 401,
+                     *       "detail": "The access token has expired",
+                     *       "instance": "/api/v1/items/0196f1c2-7a8b-7cde-8f01-23456789abcd"
+                     *     } */
                     "application/problem+json": components["schemas"]["Problem"];
                 };
             };
             /** @description The request body is too large */
             413: {
                 headers: {
+                    "X-Request-Id": components["headers"]["X-Request-Id"];
+                    "RateLimit-Limit": components["headers"]["RateLimit-Limit"];
+                    "RateLimit-Remaining": components["headers"]["RateLimit-Remaining"];
+                    "RateLimit-Reset": components["headers"]["RateLimit-Reset"];
                     [name: string]: unknown;
                 };
                 content: {
+                    /** @example {
+                     *       "type": "urn:catalog-api:problem:payload-too-large",
+                     *       "title": "Payload Too Large",
+                     *       "status": 413,
+                     *       "detail": "Request body is too large",
+                     *       "instance": "/api/v1/items/0196f1c2-7a8b-7cde-8f01-23456789abcd"
+                     *     } */
                     "application/problem+json": components["schemas"]["Problem"];
                 };
             };
             /** @description The request body media type is not supported by this operation */
             415: {
                 headers: {
+                    "X-Request-Id": components["headers"]["X-Request-Id"];
+                    "RateLimit-Limit": components["headers"]["RateLimit-Limit"];
+                    "RateLimit-Remaining": components["headers"]["RateLimit-Remaining"];
+                    "RateLimit-Reset": components["headers"]["RateLimit-Reset"];
                     [name: string]: unknown;
                 };
                 content: {
+                    /** @example {
+                     *       "type": "urn:catalog-api:problem:unsupported-media-type",
+                     *       "title": "Unsupported Media Type",
+                     *       "status": 415,
+                     *       "detail": "This operation accepts application/json, not text/plain",
+                     *       "instance": "/api/v1/items/0196f1c2-7a8b-7cde-8f01-23456789abcd"
+                     *     } */
                     "application/problem+json": components["schemas"]["Problem"];
                 };
             };
             /** @description Too many requests: retry after `Retry-After` seconds */
             429: {
                 headers: {
+                    "X-Request-Id": components["headers"]["X-Request-Id"];
+                    "RateLimit-Limit": components["headers"]["RateLimit-Limit"];
+                    "RateLimit-Remaining": components["headers"]["RateLimit-Remaining"];
+                    "RateLimit-Reset": components["headers"]["RateLimit-Reset"];
+                    "Retry-After": components["headers"]["Retry-After"];
                     [name: string]: unknown;
                 };
                 content: {
+                    /** @example {
+                     *       "type": "urn:catalog-api:problem:rate-limited",
+                     *       "title": "Too Many Requests",
+                     *       "status": 429,
+                     *       "detail": "Too many requests: retry in 42 seconds",
+                     *       "instance": "/api/v1/items/0196f1c2-7a8b-7cde-8f01-23456789abcd"
+                     *     } */
                     "application/problem+json": components["schemas"]["Problem"];
                 };
             };
             /** @description An unexpected error occurred */
             500: {
                 headers: {
+                    "X-Request-Id": components["headers"]["X-Request-Id"];
+                    "RateLimit-Limit": components["headers"]["RateLimit-Limit"];
+                    "RateLimit-Remaining": components["headers"]["RateLimit-Remaining"];
+                    "RateLimit-Reset": components["headers"]["RateLimit-Reset"];
                     [name: string]: unknown;
                 };
                 content: {
+                    /** @example {
+                     *       "type": "urn:catalog-api:problem:internal-error",
+                     *       "title": "Internal Server Error",
+                     *       "status": 500,
+                     *       "detail": "An unexpected error occurred; the request id identifies it in the server log",
+                     *       "instance": "/api/v1/items/0196f1c2-7a8b-7cde-8f01-23456789abcd"
+                     *     } */
                     "application/problem+json": components["schemas"]["Problem"];
                 };
             };
             /** @description The service is unavailable (shutting down, overloaded or its database is unreachable) */
             503: {
                 headers: {
+                    "X-Request-Id": components["headers"]["X-Request-Id"];
+                    "RateLimit-Limit": components["headers"]["RateLimit-Limit"];
+                    "RateLimit-Remaining": components["headers"]["RateLimit-Remaining"];
+                    "RateLimit-Reset": components["headers"]["RateLimit-Reset"];
+                    "Retry-After": components["headers"]["Retry-After"];
                     [name: string]: unknown;
                 };
                 content: {
+                    /** @example {
+                     *       "type": "urn:catalog-api:problem:service-unavailable",
+                     *       "title": "Service Unavailable",
+                     *       "status": 503,
+                     *       "detail": "The server is shutting down",
+                     *       "instance": "/api/v1/items/0196f1c2-7a8b-7cde-8f01-23456789abcd"
+                     *     } */
                     "application/problem+json": components["schemas"]["Problem"];
                 };
             };
@@ -1518,6 +1775,14 @@ export interface operations {
             /** @description Revoked, or not a token that is valid here */
             200: {
                 headers: {
+                    "X-Request-Id": components["headers"]["X-Request-Id"];
+                    "RateLimit-Limit": components["headers"]["RateLimit-Limit"];
+                    "RateLimit-Remaining": components["headers"]["RateLimit-Remaining"];
+                    "RateLimit-Reset": components["headers"]["RateLimit-Reset"];
+                    /** @description `no-store` */
+                    "Cache-Control"?: string;
+                    /** @description `no-cache` */
+                    Pragma?: string;
                     [name: string]: unknown;
                 };
                 content?: never;
@@ -1525,63 +1790,144 @@ export interface operations {
             /** @description `invalid_request`: the request is malformed */
             400: {
                 headers: {
+                    "X-Request-Id": components["headers"]["X-Request-Id"];
+                    "RateLimit-Limit": components["headers"]["RateLimit-Limit"];
+                    "RateLimit-Remaining": components["headers"]["RateLimit-Remaining"];
+                    "RateLimit-Reset": components["headers"]["RateLimit-Reset"];
+                    /** @description `no-store` */
+                    "Cache-Control"?: string;
+                    /** @description `no-cache` */
+                    Pragma?: string;
                     [name: string]: unknown;
                 };
                 content: {
+                    /** @example {
+                     *       "error": "invalid_request",
+                     *       "error_description": "The request is invalid: /token is required"
+                     *     } */
                     "application/json": components["schemas"]["OAuthError"];
                 };
             };
             /** @description The access token is missing, invalid or expired */
             401: {
                 headers: {
+                    "X-Request-Id": components["headers"]["X-Request-Id"];
+                    "RateLimit-Limit": components["headers"]["RateLimit-Limit"];
+                    "RateLimit-Remaining": components["headers"]["RateLimit-Remaining"];
+                    "RateLimit-Reset": components["headers"]["RateLimit-Reset"];
+                    "WWW-Authenticate": components["headers"]["WWW-Authenticate"];
                     [name: string]: unknown;
                 };
                 content: {
+                    /** @example {
+                     *       "type": "urn:catalog-api:problem:invalid-token",
+                     *       "title": "Unauthorized",
+                     *       "status": 401,
+                     *       "detail": "The access token has expired",
+                     *       "instance": "/api/v1/items/0196f1c2-7a8b-7cde-8f01-23456789abcd"
+                     *     } */
                     "application/problem+json": components["schemas"]["Problem"];
                 };
             };
             /** @description The request body is too large */
             413: {
                 headers: {
+                    "X-Request-Id": components["headers"]["X-Request-Id"];
+                    "RateLimit-Limit": components["headers"]["RateLimit-Limit"];
+                    "RateLimit-Remaining": components["headers"]["RateLimit-Remaining"];
+                    "RateLimit-Reset": components["headers"]["RateLimit-Reset"];
                     [name: string]: unknown;
                 };
                 content: {
+                    /** @example {
+                     *       "type": "urn:catalog-api:problem:payload-too-large",
+                     *       "title": "Payload Too Large",
+                     *       "status": 413,
+                     *       "detail": "Request body is too large",
+                     *       "instance": "/api/v1/items/0196f1c2-7a8b-7cde-8f01-23456789abcd"
+                     *     } */
                     "application/problem+json": components["schemas"]["Problem"];
                 };
             };
             /** @description The request body media type is not supported by this operation */
             415: {
                 headers: {
+                    "X-Request-Id": components["headers"]["X-Request-Id"];
+                    "RateLimit-Limit": components["headers"]["RateLimit-Limit"];
+                    "RateLimit-Remaining": components["headers"]["RateLimit-Remaining"];
+                    "RateLimit-Reset": components["headers"]["RateLimit-Reset"];
                     [name: string]: unknown;
                 };
                 content: {
+                    /** @example {
+                     *       "type": "urn:catalog-api:problem:unsupported-media-type",
+                     *       "title": "Unsupported Media Type",
+                     *       "status": 415,
+                     *       "detail": "This operation accepts application/json, not text/plain",
+                     *       "instance": "/api/v1/items/0196f1c2-7a8b-7cde-8f01-23456789abcd"
+                     *     } */
                     "application/problem+json": components["schemas"]["Problem"];
                 };
             };
             /** @description Too many requests: retry after `Retry-After` seconds */
             429: {
                 headers: {
+                    "X-Request-Id": components["headers"]["X-Request-Id"];
+                    "RateLimit-Limit": components["headers"]["RateLimit-Limit"];
+                    "RateLimit-Remaining": components["headers"]["RateLimit-Remaining"];
+                    "RateLimit-Reset": components["headers"]["RateLimit-Reset"];
+                    "Retry-After": components["headers"]["Retry-After"];
                     [name: string]: unknown;
                 };
                 content: {
+                    /** @example {
+                     *       "type": "urn:catalog-api:problem:rate-limited",
+                     *       "title": "Too Many Requests",
+                     *       "status": 429,
+                     *       "detail": "Too many requests: retry in 42 seconds",
+                     *       "instance": "/api/v1/items/0196f1c2-7a8b-7cde-8f01-23456789abcd"
+                     *     } */
                     "application/problem+json": components["schemas"]["Problem"];
                 };
             };
             /** @description An unexpected error occurred */
             500: {
                 headers: {
+                    "X-Request-Id": components["headers"]["X-Request-Id"];
+                    "RateLimit-Limit": components["headers"]["RateLimit-Limit"];
+                    "RateLimit-Remaining": components["headers"]["RateLimit-Remaining"];
+                    "RateLimit-Reset": components["headers"]["RateLimit-Reset"];
                     [name: string]: unknown;
                 };
                 content: {
+                    /** @example {
+                     *       "type": "urn:catalog-api:problem:internal-error",
+                     *       "title": "Internal Server Error",
+                     *       "status": 500,
+                     *       "detail": "An unexpected error occurred; the request id identifies it in the server log",
+                     *       "instance": "/api/v1/items/0196f1c2-7a8b-7cde-8f01-23456789abcd"
+                     *     } */
                     "application/problem+json": components["schemas"]["Problem"];
                 };
             };
             /** @description The service is unavailable (shutting down, overloaded or its database is unreachable) */
             503: {
                 headers: {
+                    "X-Request-Id": components["headers"]["X-Request-Id"];
+                    "RateLimit-Limit": components["headers"]["RateLimit-Limit"];
+                    "RateLimit-Remaining": components["headers"]["RateLimit-Remaining"];
+                    "RateLimit-Reset": components["headers"]["RateLimit-Reset"];
+                    "Retry-After": components["headers"]["Retry-After"];
                     [name: string]: unknown;
                 };
                 content: {
+                    /** @example {
+                     *       "type": "urn:catalog-api:problem:service-unavailable",
+                     *       "title": "Service Unavailable",
+                     *       "status": 503,
+                     *       "detail": "The server is shutting down",
+                     *       "instance": "/api/v1/items/0196f1c2-7a8b-7cde-8f01-23456789abcd"
+                     *     } */
                     "application/problem+json": components["schemas"]["Problem"];
                 };
             };
@@ -1589,13 +1935,13 @@ export interface operations {
     };
     listUsers: {
         parameters: {
-            query: {
+            query?: {
                 /** @description Page size */
-                limit: number;
+                limit?: number;
                 /** @description The `nextCursor` of the previous page */
                 cursor?: string;
                 /** @description Sort order; `-` means descending. The id breaks ties. */
-                sort: "createdAt" | "-createdAt" | "email" | "-email";
+                sort?: "createdAt" | "-createdAt" | "email" | "-email";
                 /** @description Only active (true) or inactive (false) users */
                 isActive?: boolean;
                 /** @description Only superusers (true) or ordinary users (false) */
@@ -1612,6 +1958,10 @@ export interface operations {
             /** @description A page of users */
             200: {
                 headers: {
+                    "X-Request-Id": components["headers"]["X-Request-Id"];
+                    "RateLimit-Limit": components["headers"]["RateLimit-Limit"];
+                    "RateLimit-Remaining": components["headers"]["RateLimit-Remaining"];
+                    "RateLimit-Reset": components["headers"]["RateLimit-Reset"];
                     /** @description RFC 8288 link to the next page (`rel="next"`), when there is one */
                     Link?: string;
                     [name: string]: unknown;
@@ -1623,54 +1973,131 @@ export interface operations {
             /** @description The request is invalid: every failing field is listed in `errors` */
             400: {
                 headers: {
+                    "X-Request-Id": components["headers"]["X-Request-Id"];
+                    "RateLimit-Limit": components["headers"]["RateLimit-Limit"];
+                    "RateLimit-Remaining": components["headers"]["RateLimit-Remaining"];
+                    "RateLimit-Reset": components["headers"]["RateLimit-Reset"];
                     [name: string]: unknown;
                 };
                 content: {
+                    /** @example {
+                     *       "type": "urn:catalog-api:problem:validation-error",
+                     *       "title": "Bad Request",
+                     *       "status": 400,
+                     *       "detail": "The request body is invalid",
+                     *       "instance": "/api/v1/items/0196f1c2-7a8b-7cde-8f01-23456789abcd",
+                     *       "errors": [
+                     *         {
+                     *           "in": "body",
+                     *           "path": "/price",
+                     *           "message": "must be <= 1000000000"
+                     *         }
+                     *       ]
+                     *     } */
                     "application/problem+json": components["schemas"]["Problem"];
                 };
             };
             /** @description The access token is missing, invalid or expired */
             401: {
                 headers: {
+                    "X-Request-Id": components["headers"]["X-Request-Id"];
+                    "RateLimit-Limit": components["headers"]["RateLimit-Limit"];
+                    "RateLimit-Remaining": components["headers"]["RateLimit-Remaining"];
+                    "RateLimit-Reset": components["headers"]["RateLimit-Reset"];
+                    "WWW-Authenticate": components["headers"]["WWW-Authenticate"];
                     [name: string]: unknown;
                 };
                 content: {
+                    /** @example {
+                     *       "type": "urn:catalog-api:problem:invalid-token",
+                     *       "title": "Unauthorized",
+                     *       "status": 401,
+                     *       "detail": "The access token has expired",
+                     *       "instance": "/api/v1/items/0196f1c2-7a8b-7cde-8f01-23456789abcd"
+                     *     } */
                     "application/problem+json": components["schemas"]["Problem"];
                 };
             };
             /** @description The access token lacks a required scope, or the resource belongs to someone else */
             403: {
                 headers: {
+                    "X-Request-Id": components["headers"]["X-Request-Id"];
+                    "RateLimit-Limit": components["headers"]["RateLimit-Limit"];
+                    "RateLimit-Remaining": components["headers"]["RateLimit-Remaining"];
+                    "RateLimit-Reset": components["headers"]["RateLimit-Reset"];
+                    "WWW-Authenticate": components["headers"]["WWW-Authenticate"];
                     [name: string]: unknown;
                 };
                 content: {
+                    /** @example {
+                     *       "type": "urn:catalog-api:problem:insufficient-scope",
+                     *       "title": "Forbidden",
+                     *       "status": 403,
+                     *       "detail": "This operation needs the scope items:write",
+                     *       "instance": "/api/v1/items/0196f1c2-7a8b-7cde-8f01-23456789abcd"
+                     *     } */
                     "application/problem+json": components["schemas"]["Problem"];
                 };
             };
             /** @description Too many requests: retry after `Retry-After` seconds */
             429: {
                 headers: {
+                    "X-Request-Id": components["headers"]["X-Request-Id"];
+                    "RateLimit-Limit": components["headers"]["RateLimit-Limit"];
+                    "RateLimit-Remaining": components["headers"]["RateLimit-Remaining"];
+                    "RateLimit-Reset": components["headers"]["RateLimit-Reset"];
+                    "Retry-After": components["headers"]["Retry-After"];
                     [name: string]: unknown;
                 };
                 content: {
+                    /** @example {
+                     *       "type": "urn:catalog-api:problem:rate-limited",
+                     *       "title": "Too Many Requests",
+                     *       "status": 429,
+                     *       "detail": "Too many requests: retry in 42 seconds",
+                     *       "instance": "/api/v1/items/0196f1c2-7a8b-7cde-8f01-23456789abcd"
+                     *     } */
                     "application/problem+json": components["schemas"]["Problem"];
                 };
             };
             /** @description An unexpected error occurred */
             500: {
                 headers: {
+                    "X-Request-Id": components["headers"]["X-Request-Id"];
+                    "RateLimit-Limit": components["headers"]["RateLimit-Limit"];
+                    "RateLimit-Remaining": components["headers"]["RateLimit-Remaining"];
+                    "RateLimit-Reset": components["headers"]["RateLimit-Reset"];
                     [name: string]: unknown;
                 };
                 content: {
+                    /** @example {
+                     *       "type": "urn:catalog-api:problem:internal-error",
+                     *       "title": "Internal Server Error",
+                     *       "status": 500,
+                     *       "detail": "An unexpected error occurred; the request id identifies it in the server log",
+                     *       "instance": "/api/v1/items/0196f1c2-7a8b-7cde-8f01-23456789abcd"
+                     *     } */
                     "application/problem+json": components["schemas"]["Problem"];
                 };
             };
             /** @description The service is unavailable (shutting down, overloaded or its database is unreachable) */
             503: {
                 headers: {
+                    "X-Request-Id": components["headers"]["X-Request-Id"];
+                    "RateLimit-Limit": components["headers"]["RateLimit-Limit"];
+                    "RateLimit-Remaining": components["headers"]["RateLimit-Remaining"];
+                    "RateLimit-Reset": components["headers"]["RateLimit-Reset"];
+                    "Retry-After": components["headers"]["Retry-After"];
                     [name: string]: unknown;
                 };
                 content: {
+                    /** @example {
+                     *       "type": "urn:catalog-api:problem:service-unavailable",
+                     *       "title": "Service Unavailable",
+                     *       "status": 503,
+                     *       "detail": "The server is shutting down",
+                     *       "instance": "/api/v1/items/0196f1c2-7a8b-7cde-8f01-23456789abcd"
+                     *     } */
                     "application/problem+json": components["schemas"]["Problem"];
                 };
             };
@@ -1692,6 +2119,10 @@ export interface operations {
             /** @description The new user */
             201: {
                 headers: {
+                    "X-Request-Id": components["headers"]["X-Request-Id"];
+                    "RateLimit-Limit": components["headers"]["RateLimit-Limit"];
+                    "RateLimit-Remaining": components["headers"]["RateLimit-Remaining"];
+                    "RateLimit-Reset": components["headers"]["RateLimit-Reset"];
                     /** @description The URL of the new user */
                     Location?: string;
                     /** @description Strong entity tag of this version of the account; send it in `If-None-Match` */
@@ -1705,81 +2136,191 @@ export interface operations {
             /** @description The request is invalid: every failing field is listed in `errors` */
             400: {
                 headers: {
+                    "X-Request-Id": components["headers"]["X-Request-Id"];
+                    "RateLimit-Limit": components["headers"]["RateLimit-Limit"];
+                    "RateLimit-Remaining": components["headers"]["RateLimit-Remaining"];
+                    "RateLimit-Reset": components["headers"]["RateLimit-Reset"];
                     [name: string]: unknown;
                 };
                 content: {
+                    /** @example {
+                     *       "type": "urn:catalog-api:problem:validation-error",
+                     *       "title": "Bad Request",
+                     *       "status": 400,
+                     *       "detail": "The request body is invalid",
+                     *       "instance": "/api/v1/items/0196f1c2-7a8b-7cde-8f01-23456789abcd",
+                     *       "errors": [
+                     *         {
+                     *           "in": "body",
+                     *           "path": "/price",
+                     *           "message": "must be <= 1000000000"
+                     *         }
+                     *       ]
+                     *     } */
                     "application/problem+json": components["schemas"]["Problem"];
                 };
             };
             /** @description The access token is missing, invalid or expired */
             401: {
                 headers: {
+                    "X-Request-Id": components["headers"]["X-Request-Id"];
+                    "RateLimit-Limit": components["headers"]["RateLimit-Limit"];
+                    "RateLimit-Remaining": components["headers"]["RateLimit-Remaining"];
+                    "RateLimit-Reset": components["headers"]["RateLimit-Reset"];
+                    "WWW-Authenticate": components["headers"]["WWW-Authenticate"];
                     [name: string]: unknown;
                 };
                 content: {
+                    /** @example {
+                     *       "type": "urn:catalog-api:problem:invalid-token",
+                     *       "title": "Unauthorized",
+                     *       "status": 401,
+                     *       "detail": "The access token has expired",
+                     *       "instance": "/api/v1/items/0196f1c2-7a8b-7cde-8f01-23456789abcd"
+                     *     } */
                     "application/problem+json": components["schemas"]["Problem"];
                 };
             };
             /** @description The access token lacks a required scope, or the resource belongs to someone else */
             403: {
                 headers: {
+                    "X-Request-Id": components["headers"]["X-Request-Id"];
+                    "RateLimit-Limit": components["headers"]["RateLimit-Limit"];
+                    "RateLimit-Remaining": components["headers"]["RateLimit-Remaining"];
+                    "RateLimit-Reset": components["headers"]["RateLimit-Reset"];
+                    "WWW-Authenticate": components["headers"]["WWW-Authenticate"];
                     [name: string]: unknown;
                 };
                 content: {
+                    /** @example {
+                     *       "type": "urn:catalog-api:problem:insufficient-scope",
+                     *       "title": "Forbidden",
+                     *       "status": 403,
+                     *       "detail": "This operation needs the scope items:write",
+                     *       "instance": "/api/v1/items/0196f1c2-7a8b-7cde-8f01-23456789abcd"
+                     *     } */
                     "application/problem+json": components["schemas"]["Problem"];
                 };
             };
             /** @description The request conflicts with the current state */
             409: {
                 headers: {
+                    "X-Request-Id": components["headers"]["X-Request-Id"];
+                    "RateLimit-Limit": components["headers"]["RateLimit-Limit"];
+                    "RateLimit-Remaining": components["headers"]["RateLimit-Remaining"];
+                    "RateLimit-Reset": components["headers"]["RateLimit-Reset"];
                     [name: string]: unknown;
                 };
                 content: {
+                    /** @example {
+                     *       "type": "urn:catalog-api:problem:edit-conflict",
+                     *       "title": "Conflict",
+                     *       "status": 409,
+                     *       "detail": "The item is changing too often to apply this change: retry",
+                     *       "instance": "/api/v1/items/0196f1c2-7a8b-7cde-8f01-23456789abcd"
+                     *     } */
                     "application/problem+json": components["schemas"]["Problem"];
                 };
             };
             /** @description The request body is too large */
             413: {
                 headers: {
+                    "X-Request-Id": components["headers"]["X-Request-Id"];
+                    "RateLimit-Limit": components["headers"]["RateLimit-Limit"];
+                    "RateLimit-Remaining": components["headers"]["RateLimit-Remaining"];
+                    "RateLimit-Reset": components["headers"]["RateLimit-Reset"];
                     [name: string]: unknown;
                 };
                 content: {
+                    /** @example {
+                     *       "type": "urn:catalog-api:problem:payload-too-large",
+                     *       "title": "Payload Too Large",
+                     *       "status": 413,
+                     *       "detail": "Request body is too large",
+                     *       "instance": "/api/v1/items/0196f1c2-7a8b-7cde-8f01-23456789abcd"
+                     *     } */
                     "application/problem+json": components["schemas"]["Problem"];
                 };
             };
             /** @description The request body media type is not supported by this operation */
             415: {
                 headers: {
+                    "X-Request-Id": components["headers"]["X-Request-Id"];
+                    "RateLimit-Limit": components["headers"]["RateLimit-Limit"];
+                    "RateLimit-Remaining": components["headers"]["RateLimit-Remaining"];
+                    "RateLimit-Reset": components["headers"]["RateLimit-Reset"];
                     [name: string]: unknown;
                 };
                 content: {
+                    /** @example {
+                     *       "type": "urn:catalog-api:problem:unsupported-media-type",
+                     *       "title": "Unsupported Media Type",
+                     *       "status": 415,
+                     *       "detail": "This operation accepts application/json, not text/plain",
+                     *       "instance": "/api/v1/items/0196f1c2-7a8b-7cde-8f01-23456789abcd"
+                     *     } */
                     "application/problem+json": components["schemas"]["Problem"];
                 };
             };
             /** @description Too many requests: retry after `Retry-After` seconds */
             429: {
                 headers: {
+                    "X-Request-Id": components["headers"]["X-Request-Id"];
+                    "RateLimit-Limit": components["headers"]["RateLimit-Limit"];
+                    "RateLimit-Remaining": components["headers"]["RateLimit-Remaining"];
+                    "RateLimit-Reset": components["headers"]["RateLimit-Reset"];
+                    "Retry-After": components["headers"]["Retry-After"];
                     [name: string]: unknown;
                 };
                 content: {
+                    /** @example {
+                     *       "type": "urn:catalog-api:problem:rate-limited",
+                     *       "title": "Too Many Requests",
+                     *       "status": 429,
+                     *       "detail": "Too many requests: retry in 42 seconds",
+                     *       "instance": "/api/v1/items/0196f1c2-7a8b-7cde-8f01-23456789abcd"
+                     *     } */
                     "application/problem+json": components["schemas"]["Problem"];
                 };
             };
             /** @description An unexpected error occurred */
             500: {
                 headers: {
+                    "X-Request-Id": components["headers"]["X-Request-Id"];
+                    "RateLimit-Limit": components["headers"]["RateLimit-Limit"];
+                    "RateLimit-Remaining": components["headers"]["RateLimit-Remaining"];
+                    "RateLimit-Reset": components["headers"]["RateLimit-Reset"];
                     [name: string]: unknown;
                 };
                 content: {
+                    /** @example {
+                     *       "type": "urn:catalog-api:problem:internal-error",
+                     *       "title": "Internal Server Error",
+                     *       "status": 500,
+                     *       "detail": "An unexpected error occurred; the request id identifies it in the server log",
+                     *       "instance": "/api/v1/items/0196f1c2-7a8b-7cde-8f01-23456789abcd"
+                     *     } */
                     "application/problem+json": components["schemas"]["Problem"];
                 };
             };
             /** @description The service is unavailable (shutting down, overloaded or its database is unreachable) */
             503: {
                 headers: {
+                    "X-Request-Id": components["headers"]["X-Request-Id"];
+                    "RateLimit-Limit": components["headers"]["RateLimit-Limit"];
+                    "RateLimit-Remaining": components["headers"]["RateLimit-Remaining"];
+                    "RateLimit-Reset": components["headers"]["RateLimit-Reset"];
+                    "Retry-After": components["headers"]["Retry-After"];
                     [name: string]: unknown;
                 };
                 content: {
+                    /** @example {
+                     *       "type": "urn:catalog-api:problem:service-unavailable",
+                     *       "title": "Service Unavailable",
+                     *       "status": 503,
+                     *       "detail": "The server is shutting down",
+                     *       "instance": "/api/v1/items/0196f1c2-7a8b-7cde-8f01-23456789abcd"
+                     *     } */
                     "application/problem+json": components["schemas"]["Problem"];
                 };
             };
@@ -1803,8 +2344,14 @@ export interface operations {
             /** @description Your account */
             200: {
                 headers: {
+                    "X-Request-Id": components["headers"]["X-Request-Id"];
+                    "RateLimit-Limit": components["headers"]["RateLimit-Limit"];
+                    "RateLimit-Remaining": components["headers"]["RateLimit-Remaining"];
+                    "RateLimit-Reset": components["headers"]["RateLimit-Reset"];
                     /** @description Strong entity tag of this version of the account; send it in `If-None-Match` */
                     ETag?: string;
+                    /** @description `private, no-store` */
+                    "Cache-Control"?: string;
                     [name: string]: unknown;
                 };
                 content: {
@@ -1814,63 +2361,146 @@ export interface operations {
             /** @description Not modified: your `If-None-Match` holds the current `ETag` */
             304: {
                 headers: {
+                    "X-Request-Id": components["headers"]["X-Request-Id"];
+                    "RateLimit-Limit": components["headers"]["RateLimit-Limit"];
+                    "RateLimit-Remaining": components["headers"]["RateLimit-Remaining"];
+                    "RateLimit-Reset": components["headers"]["RateLimit-Reset"];
+                    /** @description Strong entity tag of this version of the account; send it in `If-None-Match` */
+                    ETag?: string;
+                    /** @description `private, no-store` */
+                    "Cache-Control"?: string;
                     [name: string]: unknown;
                 };
-                content: {
-                    "application/json": unknown;
-                };
+                content?: never;
             };
             /** @description The request is invalid: every failing field is listed in `errors` */
             400: {
                 headers: {
+                    "X-Request-Id": components["headers"]["X-Request-Id"];
+                    "RateLimit-Limit": components["headers"]["RateLimit-Limit"];
+                    "RateLimit-Remaining": components["headers"]["RateLimit-Remaining"];
+                    "RateLimit-Reset": components["headers"]["RateLimit-Reset"];
                     [name: string]: unknown;
                 };
                 content: {
+                    /** @example {
+                     *       "type": "urn:catalog-api:problem:validation-error",
+                     *       "title": "Bad Request",
+                     *       "status": 400,
+                     *       "detail": "The request body is invalid",
+                     *       "instance": "/api/v1/items/0196f1c2-7a8b-7cde-8f01-23456789abcd",
+                     *       "errors": [
+                     *         {
+                     *           "in": "body",
+                     *           "path": "/price",
+                     *           "message": "must be <= 1000000000"
+                     *         }
+                     *       ]
+                     *     } */
                     "application/problem+json": components["schemas"]["Problem"];
                 };
             };
             /** @description The access token is missing, invalid or expired */
             401: {
                 headers: {
+                    "X-Request-Id": components["headers"]["X-Request-Id"];
+                    "RateLimit-Limit": components["headers"]["RateLimit-Limit"];
+                    "RateLimit-Remaining": components["headers"]["RateLimit-Remaining"];
+                    "RateLimit-Reset": components["headers"]["RateLimit-Reset"];
+                    "WWW-Authenticate": components["headers"]["WWW-Authenticate"];
                     [name: string]: unknown;
                 };
                 content: {
+                    /** @example {
+                     *       "type": "urn:catalog-api:problem:invalid-token",
+                     *       "title": "Unauthorized",
+                     *       "status": 401,
+                     *       "detail": "The access token has expired",
+                     *       "instance": "/api/v1/items/0196f1c2-7a8b-7cde-8f01-23456789abcd"
+                     *     } */
                     "application/problem+json": components["schemas"]["Problem"];
                 };
             };
             /** @description The access token lacks a required scope, or the resource belongs to someone else */
             403: {
                 headers: {
+                    "X-Request-Id": components["headers"]["X-Request-Id"];
+                    "RateLimit-Limit": components["headers"]["RateLimit-Limit"];
+                    "RateLimit-Remaining": components["headers"]["RateLimit-Remaining"];
+                    "RateLimit-Reset": components["headers"]["RateLimit-Reset"];
+                    "WWW-Authenticate": components["headers"]["WWW-Authenticate"];
                     [name: string]: unknown;
                 };
                 content: {
+                    /** @example {
+                     *       "type": "urn:catalog-api:problem:insufficient-scope",
+                     *       "title": "Forbidden",
+                     *       "status": 403,
+                     *       "detail": "This operation needs the scope items:write",
+                     *       "instance": "/api/v1/items/0196f1c2-7a8b-7cde-8f01-23456789abcd"
+                     *     } */
                     "application/problem+json": components["schemas"]["Problem"];
                 };
             };
             /** @description Too many requests: retry after `Retry-After` seconds */
             429: {
                 headers: {
+                    "X-Request-Id": components["headers"]["X-Request-Id"];
+                    "RateLimit-Limit": components["headers"]["RateLimit-Limit"];
+                    "RateLimit-Remaining": components["headers"]["RateLimit-Remaining"];
+                    "RateLimit-Reset": components["headers"]["RateLimit-Reset"];
+                    "Retry-After": components["headers"]["Retry-After"];
                     [name: string]: unknown;
                 };
                 content: {
+                    /** @example {
+                     *       "type": "urn:catalog-api:problem:rate-limited",
+                     *       "title": "Too Many Requests",
+                     *       "status": 429,
+                     *       "detail": "Too many requests: retry in 42 seconds",
+                     *       "instance": "/api/v1/items/0196f1c2-7a8b-7cde-8f01-23456789abcd"
+                     *     } */
                     "application/problem+json": components["schemas"]["Problem"];
                 };
             };
             /** @description An unexpected error occurred */
             500: {
                 headers: {
+                    "X-Request-Id": components["headers"]["X-Request-Id"];
+                    "RateLimit-Limit": components["headers"]["RateLimit-Limit"];
+                    "RateLimit-Remaining": components["headers"]["RateLimit-Remaining"];
+                    "RateLimit-Reset": components["headers"]["RateLimit-Reset"];
                     [name: string]: unknown;
                 };
                 content: {
+                    /** @example {
+                     *       "type": "urn:catalog-api:problem:internal-error",
+                     *       "title": "Internal Server Error",
+                     *       "status": 500,
+                     *       "detail": "An unexpected error occurred; the request id identifies it in the server log",
+                     *       "instance": "/api/v1/items/0196f1c2-7a8b-7cde-8f01-23456789abcd"
+                     *     } */
                     "application/problem+json": components["schemas"]["Problem"];
                 };
             };
             /** @description The service is unavailable (shutting down, overloaded or its database is unreachable) */
             503: {
                 headers: {
+                    "X-Request-Id": components["headers"]["X-Request-Id"];
+                    "RateLimit-Limit": components["headers"]["RateLimit-Limit"];
+                    "RateLimit-Remaining": components["headers"]["RateLimit-Remaining"];
+                    "RateLimit-Reset": components["headers"]["RateLimit-Reset"];
+                    "Retry-After": components["headers"]["Retry-After"];
                     [name: string]: unknown;
                 };
                 content: {
+                    /** @example {
+                     *       "type": "urn:catalog-api:problem:service-unavailable",
+                     *       "title": "Service Unavailable",
+                     *       "status": 503,
+                     *       "detail": "The server is shutting down",
+                     *       "instance": "/api/v1/items/0196f1c2-7a8b-7cde-8f01-23456789abcd"
+                     *     } */
                     "application/problem+json": components["schemas"]["Problem"];
                 };
             };
@@ -1888,6 +2518,10 @@ export interface operations {
             /** @description Deleted */
             204: {
                 headers: {
+                    "X-Request-Id": components["headers"]["X-Request-Id"];
+                    "RateLimit-Limit": components["headers"]["RateLimit-Limit"];
+                    "RateLimit-Remaining": components["headers"]["RateLimit-Remaining"];
+                    "RateLimit-Reset": components["headers"]["RateLimit-Reset"];
                     [name: string]: unknown;
                 };
                 content?: never;
@@ -1895,54 +2529,124 @@ export interface operations {
             /** @description The access token is missing, invalid or expired */
             401: {
                 headers: {
+                    "X-Request-Id": components["headers"]["X-Request-Id"];
+                    "RateLimit-Limit": components["headers"]["RateLimit-Limit"];
+                    "RateLimit-Remaining": components["headers"]["RateLimit-Remaining"];
+                    "RateLimit-Reset": components["headers"]["RateLimit-Reset"];
+                    "WWW-Authenticate": components["headers"]["WWW-Authenticate"];
                     [name: string]: unknown;
                 };
                 content: {
+                    /** @example {
+                     *       "type": "urn:catalog-api:problem:invalid-token",
+                     *       "title": "Unauthorized",
+                     *       "status": 401,
+                     *       "detail": "The access token has expired",
+                     *       "instance": "/api/v1/items/0196f1c2-7a8b-7cde-8f01-23456789abcd"
+                     *     } */
                     "application/problem+json": components["schemas"]["Problem"];
                 };
             };
             /** @description The access token lacks a required scope, or the resource belongs to someone else */
             403: {
                 headers: {
+                    "X-Request-Id": components["headers"]["X-Request-Id"];
+                    "RateLimit-Limit": components["headers"]["RateLimit-Limit"];
+                    "RateLimit-Remaining": components["headers"]["RateLimit-Remaining"];
+                    "RateLimit-Reset": components["headers"]["RateLimit-Reset"];
+                    "WWW-Authenticate": components["headers"]["WWW-Authenticate"];
                     [name: string]: unknown;
                 };
                 content: {
+                    /** @example {
+                     *       "type": "urn:catalog-api:problem:insufficient-scope",
+                     *       "title": "Forbidden",
+                     *       "status": 403,
+                     *       "detail": "This operation needs the scope items:write",
+                     *       "instance": "/api/v1/items/0196f1c2-7a8b-7cde-8f01-23456789abcd"
+                     *     } */
                     "application/problem+json": components["schemas"]["Problem"];
                 };
             };
             /** @description The request conflicts with the current state */
             409: {
                 headers: {
+                    "X-Request-Id": components["headers"]["X-Request-Id"];
+                    "RateLimit-Limit": components["headers"]["RateLimit-Limit"];
+                    "RateLimit-Remaining": components["headers"]["RateLimit-Remaining"];
+                    "RateLimit-Reset": components["headers"]["RateLimit-Reset"];
                     [name: string]: unknown;
                 };
                 content: {
+                    /** @example {
+                     *       "type": "urn:catalog-api:problem:edit-conflict",
+                     *       "title": "Conflict",
+                     *       "status": 409,
+                     *       "detail": "The item is changing too often to apply this change: retry",
+                     *       "instance": "/api/v1/items/0196f1c2-7a8b-7cde-8f01-23456789abcd"
+                     *     } */
                     "application/problem+json": components["schemas"]["Problem"];
                 };
             };
             /** @description Too many requests: retry after `Retry-After` seconds */
             429: {
                 headers: {
+                    "X-Request-Id": components["headers"]["X-Request-Id"];
+                    "RateLimit-Limit": components["headers"]["RateLimit-Limit"];
+                    "RateLimit-Remaining": components["headers"]["RateLimit-Remaining"];
+                    "RateLimit-Reset": components["headers"]["RateLimit-Reset"];
+                    "Retry-After": components["headers"]["Retry-After"];
                     [name: string]: unknown;
                 };
                 content: {
+                    /** @example {
+                     *       "type": "urn:catalog-api:problem:rate-limited",
+                     *       "title": "Too Many Requests",
+                     *       "status": 429,
+                     *       "detail": "Too many requests: retry in 42 seconds",
+                     *       "instance": "/api/v1/items/0196f1c2-7a8b-7cde-8f01-23456789abcd"
+                     *     } */
                     "application/problem+json": components["schemas"]["Problem"];
                 };
             };
             /** @description An unexpected error occurred */
             500: {
                 headers: {
+                    "X-Request-Id": components["headers"]["X-Request-Id"];
+                    "RateLimit-Limit": components["headers"]["RateLimit-Limit"];
+                    "RateLimit-Remaining": components["headers"]["RateLimit-Remaining"];
+                    "RateLimit-Reset": components["headers"]["RateLimit-Reset"];
                     [name: string]: unknown;
                 };
                 content: {
+                    /** @example {
+                     *       "type": "urn:catalog-api:problem:internal-error",
+                     *       "title": "Internal Server Error",
+                     *       "status": 500,
+                     *       "detail": "An unexpected error occurred; the request id identifies it in the server log",
+                     *       "instance": "/api/v1/items/0196f1c2-7a8b-7cde-8f01-23456789abcd"
+                     *     } */
                     "application/problem+json": components["schemas"]["Problem"];
                 };
             };
             /** @description The service is unavailable (shutting down, overloaded or its database is unreachable) */
             503: {
                 headers: {
+                    "X-Request-Id": components["headers"]["X-Request-Id"];
+                    "RateLimit-Limit": components["headers"]["RateLimit-Limit"];
+                    "RateLimit-Remaining": components["headers"]["RateLimit-Remaining"];
+                    "RateLimit-Reset": components["headers"]["RateLimit-Reset"];
+                    "Retry-After": components["headers"]["Retry-After"];
                     [name: string]: unknown;
                 };
                 content: {
+                    /** @example {
+                     *       "type": "urn:catalog-api:problem:service-unavailable",
+                     *       "title": "Service Unavailable",
+                     *       "status": 503,
+                     *       "detail": "The server is shutting down",
+                     *       "instance": "/api/v1/items/0196f1c2-7a8b-7cde-8f01-23456789abcd"
+                     *     } */
                     "application/problem+json": components["schemas"]["Problem"];
                 };
             };
@@ -1964,8 +2668,14 @@ export interface operations {
             /** @description Your updated account */
             200: {
                 headers: {
+                    "X-Request-Id": components["headers"]["X-Request-Id"];
+                    "RateLimit-Limit": components["headers"]["RateLimit-Limit"];
+                    "RateLimit-Remaining": components["headers"]["RateLimit-Remaining"];
+                    "RateLimit-Reset": components["headers"]["RateLimit-Reset"];
                     /** @description Strong entity tag of this version of the account; send it in `If-None-Match` */
                     ETag?: string;
+                    /** @description `private, no-store` */
+                    "Cache-Control"?: string;
                     [name: string]: unknown;
                 };
                 content: {
@@ -1975,81 +2685,191 @@ export interface operations {
             /** @description The request is invalid: every failing field is listed in `errors` */
             400: {
                 headers: {
+                    "X-Request-Id": components["headers"]["X-Request-Id"];
+                    "RateLimit-Limit": components["headers"]["RateLimit-Limit"];
+                    "RateLimit-Remaining": components["headers"]["RateLimit-Remaining"];
+                    "RateLimit-Reset": components["headers"]["RateLimit-Reset"];
                     [name: string]: unknown;
                 };
                 content: {
+                    /** @example {
+                     *       "type": "urn:catalog-api:problem:validation-error",
+                     *       "title": "Bad Request",
+                     *       "status": 400,
+                     *       "detail": "The request body is invalid",
+                     *       "instance": "/api/v1/items/0196f1c2-7a8b-7cde-8f01-23456789abcd",
+                     *       "errors": [
+                     *         {
+                     *           "in": "body",
+                     *           "path": "/price",
+                     *           "message": "must be <= 1000000000"
+                     *         }
+                     *       ]
+                     *     } */
                     "application/problem+json": components["schemas"]["Problem"];
                 };
             };
             /** @description The access token is missing, invalid or expired */
             401: {
                 headers: {
+                    "X-Request-Id": components["headers"]["X-Request-Id"];
+                    "RateLimit-Limit": components["headers"]["RateLimit-Limit"];
+                    "RateLimit-Remaining": components["headers"]["RateLimit-Remaining"];
+                    "RateLimit-Reset": components["headers"]["RateLimit-Reset"];
+                    "WWW-Authenticate": components["headers"]["WWW-Authenticate"];
                     [name: string]: unknown;
                 };
                 content: {
+                    /** @example {
+                     *       "type": "urn:catalog-api:problem:invalid-token",
+                     *       "title": "Unauthorized",
+                     *       "status": 401,
+                     *       "detail": "The access token has expired",
+                     *       "instance": "/api/v1/items/0196f1c2-7a8b-7cde-8f01-23456789abcd"
+                     *     } */
                     "application/problem+json": components["schemas"]["Problem"];
                 };
             };
             /** @description The access token lacks a required scope, or the resource belongs to someone else */
             403: {
                 headers: {
+                    "X-Request-Id": components["headers"]["X-Request-Id"];
+                    "RateLimit-Limit": components["headers"]["RateLimit-Limit"];
+                    "RateLimit-Remaining": components["headers"]["RateLimit-Remaining"];
+                    "RateLimit-Reset": components["headers"]["RateLimit-Reset"];
+                    "WWW-Authenticate": components["headers"]["WWW-Authenticate"];
                     [name: string]: unknown;
                 };
                 content: {
+                    /** @example {
+                     *       "type": "urn:catalog-api:problem:insufficient-scope",
+                     *       "title": "Forbidden",
+                     *       "status": 403,
+                     *       "detail": "This operation needs the scope items:write",
+                     *       "instance": "/api/v1/items/0196f1c2-7a8b-7cde-8f01-23456789abcd"
+                     *     } */
                     "application/problem+json": components["schemas"]["Problem"];
                 };
             };
             /** @description The request conflicts with the current state */
             409: {
                 headers: {
+                    "X-Request-Id": components["headers"]["X-Request-Id"];
+                    "RateLimit-Limit": components["headers"]["RateLimit-Limit"];
+                    "RateLimit-Remaining": components["headers"]["RateLimit-Remaining"];
+                    "RateLimit-Reset": components["headers"]["RateLimit-Reset"];
                     [name: string]: unknown;
                 };
                 content: {
+                    /** @example {
+                     *       "type": "urn:catalog-api:problem:edit-conflict",
+                     *       "title": "Conflict",
+                     *       "status": 409,
+                     *       "detail": "The item is changing too often to apply this change: retry",
+                     *       "instance": "/api/v1/items/0196f1c2-7a8b-7cde-8f01-23456789abcd"
+                     *     } */
                     "application/problem+json": components["schemas"]["Problem"];
                 };
             };
             /** @description The request body is too large */
             413: {
                 headers: {
+                    "X-Request-Id": components["headers"]["X-Request-Id"];
+                    "RateLimit-Limit": components["headers"]["RateLimit-Limit"];
+                    "RateLimit-Remaining": components["headers"]["RateLimit-Remaining"];
+                    "RateLimit-Reset": components["headers"]["RateLimit-Reset"];
                     [name: string]: unknown;
                 };
                 content: {
+                    /** @example {
+                     *       "type": "urn:catalog-api:problem:payload-too-large",
+                     *       "title": "Payload Too Large",
+                     *       "status": 413,
+                     *       "detail": "Request body is too large",
+                     *       "instance": "/api/v1/items/0196f1c2-7a8b-7cde-8f01-23456789abcd"
+                     *     } */
                     "application/problem+json": components["schemas"]["Problem"];
                 };
             };
             /** @description The request body media type is not supported by this operation */
             415: {
                 headers: {
+                    "X-Request-Id": components["headers"]["X-Request-Id"];
+                    "RateLimit-Limit": components["headers"]["RateLimit-Limit"];
+                    "RateLimit-Remaining": components["headers"]["RateLimit-Remaining"];
+                    "RateLimit-Reset": components["headers"]["RateLimit-Reset"];
                     [name: string]: unknown;
                 };
                 content: {
+                    /** @example {
+                     *       "type": "urn:catalog-api:problem:unsupported-media-type",
+                     *       "title": "Unsupported Media Type",
+                     *       "status": 415,
+                     *       "detail": "This operation accepts application/json, not text/plain",
+                     *       "instance": "/api/v1/items/0196f1c2-7a8b-7cde-8f01-23456789abcd"
+                     *     } */
                     "application/problem+json": components["schemas"]["Problem"];
                 };
             };
             /** @description Too many requests: retry after `Retry-After` seconds */
             429: {
                 headers: {
+                    "X-Request-Id": components["headers"]["X-Request-Id"];
+                    "RateLimit-Limit": components["headers"]["RateLimit-Limit"];
+                    "RateLimit-Remaining": components["headers"]["RateLimit-Remaining"];
+                    "RateLimit-Reset": components["headers"]["RateLimit-Reset"];
+                    "Retry-After": components["headers"]["Retry-After"];
                     [name: string]: unknown;
                 };
                 content: {
+                    /** @example {
+                     *       "type": "urn:catalog-api:problem:rate-limited",
+                     *       "title": "Too Many Requests",
+                     *       "status": 429,
+                     *       "detail": "Too many requests: retry in 42 seconds",
+                     *       "instance": "/api/v1/items/0196f1c2-7a8b-7cde-8f01-23456789abcd"
+                     *     } */
                     "application/problem+json": components["schemas"]["Problem"];
                 };
             };
             /** @description An unexpected error occurred */
             500: {
                 headers: {
+                    "X-Request-Id": components["headers"]["X-Request-Id"];
+                    "RateLimit-Limit": components["headers"]["RateLimit-Limit"];
+                    "RateLimit-Remaining": components["headers"]["RateLimit-Remaining"];
+                    "RateLimit-Reset": components["headers"]["RateLimit-Reset"];
                     [name: string]: unknown;
                 };
                 content: {
+                    /** @example {
+                     *       "type": "urn:catalog-api:problem:internal-error",
+                     *       "title": "Internal Server Error",
+                     *       "status": 500,
+                     *       "detail": "An unexpected error occurred; the request id identifies it in the server log",
+                     *       "instance": "/api/v1/items/0196f1c2-7a8b-7cde-8f01-23456789abcd"
+                     *     } */
                     "application/problem+json": components["schemas"]["Problem"];
                 };
             };
             /** @description The service is unavailable (shutting down, overloaded or its database is unreachable) */
             503: {
                 headers: {
+                    "X-Request-Id": components["headers"]["X-Request-Id"];
+                    "RateLimit-Limit": components["headers"]["RateLimit-Limit"];
+                    "RateLimit-Remaining": components["headers"]["RateLimit-Remaining"];
+                    "RateLimit-Reset": components["headers"]["RateLimit-Reset"];
+                    "Retry-After": components["headers"]["Retry-After"];
                     [name: string]: unknown;
                 };
                 content: {
+                    /** @example {
+                     *       "type": "urn:catalog-api:problem:service-unavailable",
+                     *       "title": "Service Unavailable",
+                     *       "status": 503,
+                     *       "detail": "The server is shutting down",
+                     *       "instance": "/api/v1/items/0196f1c2-7a8b-7cde-8f01-23456789abcd"
+                     *     } */
                     "application/problem+json": components["schemas"]["Problem"];
                 };
             };
@@ -2071,6 +2891,10 @@ export interface operations {
             /** @description Changed; every login has ended */
             204: {
                 headers: {
+                    "X-Request-Id": components["headers"]["X-Request-Id"];
+                    "RateLimit-Limit": components["headers"]["RateLimit-Limit"];
+                    "RateLimit-Remaining": components["headers"]["RateLimit-Remaining"];
+                    "RateLimit-Reset": components["headers"]["RateLimit-Reset"];
                     [name: string]: unknown;
                 };
                 content?: never;
@@ -2078,72 +2902,171 @@ export interface operations {
             /** @description The request is invalid: every failing field is listed in `errors` */
             400: {
                 headers: {
+                    "X-Request-Id": components["headers"]["X-Request-Id"];
+                    "RateLimit-Limit": components["headers"]["RateLimit-Limit"];
+                    "RateLimit-Remaining": components["headers"]["RateLimit-Remaining"];
+                    "RateLimit-Reset": components["headers"]["RateLimit-Reset"];
                     [name: string]: unknown;
                 };
                 content: {
+                    /** @example {
+                     *       "type": "urn:catalog-api:problem:validation-error",
+                     *       "title": "Bad Request",
+                     *       "status": 400,
+                     *       "detail": "The request body is invalid",
+                     *       "instance": "/api/v1/items/0196f1c2-7a8b-7cde-8f01-23456789abcd",
+                     *       "errors": [
+                     *         {
+                     *           "in": "body",
+                     *           "path": "/price",
+                     *           "message": "must be <= 1000000000"
+                     *         }
+                     *       ]
+                     *     } */
                     "application/problem+json": components["schemas"]["Problem"];
                 };
             };
             /** @description The access token is missing, invalid or expired */
             401: {
                 headers: {
+                    "X-Request-Id": components["headers"]["X-Request-Id"];
+                    "RateLimit-Limit": components["headers"]["RateLimit-Limit"];
+                    "RateLimit-Remaining": components["headers"]["RateLimit-Remaining"];
+                    "RateLimit-Reset": components["headers"]["RateLimit-Reset"];
+                    "WWW-Authenticate": components["headers"]["WWW-Authenticate"];
                     [name: string]: unknown;
                 };
                 content: {
+                    /** @example {
+                     *       "type": "urn:catalog-api:problem:invalid-token",
+                     *       "title": "Unauthorized",
+                     *       "status": 401,
+                     *       "detail": "The access token has expired",
+                     *       "instance": "/api/v1/items/0196f1c2-7a8b-7cde-8f01-23456789abcd"
+                     *     } */
                     "application/problem+json": components["schemas"]["Problem"];
                 };
             };
             /** @description The access token lacks a required scope, or the resource belongs to someone else */
             403: {
                 headers: {
+                    "X-Request-Id": components["headers"]["X-Request-Id"];
+                    "RateLimit-Limit": components["headers"]["RateLimit-Limit"];
+                    "RateLimit-Remaining": components["headers"]["RateLimit-Remaining"];
+                    "RateLimit-Reset": components["headers"]["RateLimit-Reset"];
+                    "WWW-Authenticate": components["headers"]["WWW-Authenticate"];
                     [name: string]: unknown;
                 };
                 content: {
+                    /** @example {
+                     *       "type": "urn:catalog-api:problem:insufficient-scope",
+                     *       "title": "Forbidden",
+                     *       "status": 403,
+                     *       "detail": "This operation needs the scope items:write",
+                     *       "instance": "/api/v1/items/0196f1c2-7a8b-7cde-8f01-23456789abcd"
+                     *     } */
                     "application/problem+json": components["schemas"]["Problem"];
                 };
             };
             /** @description The request body is too large */
             413: {
                 headers: {
+                    "X-Request-Id": components["headers"]["X-Request-Id"];
+                    "RateLimit-Limit": components["headers"]["RateLimit-Limit"];
+                    "RateLimit-Remaining": components["headers"]["RateLimit-Remaining"];
+                    "RateLimit-Reset": components["headers"]["RateLimit-Reset"];
                     [name: string]: unknown;
                 };
                 content: {
+                    /** @example {
+                     *       "type": "urn:catalog-api:problem:payload-too-large",
+                     *       "title": "Payload Too Large",
+                     *       "status": 413,
+                     *       "detail": "Request body is too large",
+                     *       "instance": "/api/v1/items/0196f1c2-7a8b-7cde-8f01-23456789abcd"
+                     *     } */
                     "application/problem+json": components["schemas"]["Problem"];
                 };
             };
             /** @description The request body media type is not supported by this operation */
             415: {
                 headers: {
+                    "X-Request-Id": components["headers"]["X-Request-Id"];
+                    "RateLimit-Limit": components["headers"]["RateLimit-Limit"];
+                    "RateLimit-Remaining": components["headers"]["RateLimit-Remaining"];
+                    "RateLimit-Reset": components["headers"]["RateLimit-Reset"];
                     [name: string]: unknown;
                 };
                 content: {
+                    /** @example {
+                     *       "type": "urn:catalog-api:problem:unsupported-media-type",
+                     *       "title": "Unsupported Media Type",
+                     *       "status": 415,
+                     *       "detail": "This operation accepts application/json, not text/plain",
+                     *       "instance": "/api/v1/items/0196f1c2-7a8b-7cde-8f01-23456789abcd"
+                     *     } */
                     "application/problem+json": components["schemas"]["Problem"];
                 };
             };
             /** @description Too many requests: retry after `Retry-After` seconds */
             429: {
                 headers: {
+                    "X-Request-Id": components["headers"]["X-Request-Id"];
+                    "RateLimit-Limit": components["headers"]["RateLimit-Limit"];
+                    "RateLimit-Remaining": components["headers"]["RateLimit-Remaining"];
+                    "RateLimit-Reset": components["headers"]["RateLimit-Reset"];
+                    "Retry-After": components["headers"]["Retry-After"];
                     [name: string]: unknown;
                 };
                 content: {
+                    /** @example {
+                     *       "type": "urn:catalog-api:problem:rate-limited",
+                     *       "title": "Too Many Requests",
+                     *       "status": 429,
+                     *       "detail": "Too many requests: retry in 42 seconds",
+                     *       "instance": "/api/v1/items/0196f1c2-7a8b-7cde-8f01-23456789abcd"
+                     *     } */
                     "application/problem+json": components["schemas"]["Problem"];
                 };
             };
             /** @description An unexpected error occurred */
             500: {
                 headers: {
+                    "X-Request-Id": components["headers"]["X-Request-Id"];
+                    "RateLimit-Limit": components["headers"]["RateLimit-Limit"];
+                    "RateLimit-Remaining": components["headers"]["RateLimit-Remaining"];
+                    "RateLimit-Reset": components["headers"]["RateLimit-Reset"];
                     [name: string]: unknown;
                 };
                 content: {
+                    /** @example {
+                     *       "type": "urn:catalog-api:problem:internal-error",
+                     *       "title": "Internal Server Error",
+                     *       "status": 500,
+                     *       "detail": "An unexpected error occurred; the request id identifies it in the server log",
+                     *       "instance": "/api/v1/items/0196f1c2-7a8b-7cde-8f01-23456789abcd"
+                     *     } */
                     "application/problem+json": components["schemas"]["Problem"];
                 };
             };
             /** @description The service is unavailable (shutting down, overloaded or its database is unreachable) */
             503: {
                 headers: {
+                    "X-Request-Id": components["headers"]["X-Request-Id"];
+                    "RateLimit-Limit": components["headers"]["RateLimit-Limit"];
+                    "RateLimit-Remaining": components["headers"]["RateLimit-Remaining"];
+                    "RateLimit-Reset": components["headers"]["RateLimit-Reset"];
+                    "Retry-After": components["headers"]["Retry-After"];
                     [name: string]: unknown;
                 };
                 content: {
+                    /** @example {
+                     *       "type": "urn:catalog-api:problem:service-unavailable",
+                     *       "title": "Service Unavailable",
+                     *       "status": 503,
+                     *       "detail": "The server is shutting down",
+                     *       "instance": "/api/v1/items/0196f1c2-7a8b-7cde-8f01-23456789abcd"
+                     *     } */
                     "application/problem+json": components["schemas"]["Problem"];
                 };
             };
@@ -2170,6 +3093,10 @@ export interface operations {
             /** @description The user */
             200: {
                 headers: {
+                    "X-Request-Id": components["headers"]["X-Request-Id"];
+                    "RateLimit-Limit": components["headers"]["RateLimit-Limit"];
+                    "RateLimit-Remaining": components["headers"]["RateLimit-Remaining"];
+                    "RateLimit-Reset": components["headers"]["RateLimit-Reset"];
                     /** @description Strong entity tag of this version of the account; send it in `If-None-Match` */
                     ETag?: string;
                     [name: string]: unknown;
@@ -2181,72 +3108,164 @@ export interface operations {
             /** @description Not modified: your `If-None-Match` holds the current `ETag` */
             304: {
                 headers: {
+                    "X-Request-Id": components["headers"]["X-Request-Id"];
+                    "RateLimit-Limit": components["headers"]["RateLimit-Limit"];
+                    "RateLimit-Remaining": components["headers"]["RateLimit-Remaining"];
+                    "RateLimit-Reset": components["headers"]["RateLimit-Reset"];
+                    /** @description Strong entity tag of this version of the account; send it in `If-None-Match` */
+                    ETag?: string;
                     [name: string]: unknown;
                 };
-                content: {
-                    "application/json": unknown;
-                };
+                content?: never;
             };
             /** @description The request is invalid: every failing field is listed in `errors` */
             400: {
                 headers: {
+                    "X-Request-Id": components["headers"]["X-Request-Id"];
+                    "RateLimit-Limit": components["headers"]["RateLimit-Limit"];
+                    "RateLimit-Remaining": components["headers"]["RateLimit-Remaining"];
+                    "RateLimit-Reset": components["headers"]["RateLimit-Reset"];
                     [name: string]: unknown;
                 };
                 content: {
+                    /** @example {
+                     *       "type": "urn:catalog-api:problem:validation-error",
+                     *       "title": "Bad Request",
+                     *       "status": 400,
+                     *       "detail": "The request body is invalid",
+                     *       "instance": "/api/v1/items/0196f1c2-7a8b-7cde-8f01-23456789abcd",
+                     *       "errors": [
+                     *         {
+                     *           "in": "body",
+                     *           "path": "/price",
+                     *           "message": "must be <= 1000000000"
+                     *         }
+                     *       ]
+                     *     } */
                     "application/problem+json": components["schemas"]["Problem"];
                 };
             };
             /** @description The access token is missing, invalid or expired */
             401: {
                 headers: {
+                    "X-Request-Id": components["headers"]["X-Request-Id"];
+                    "RateLimit-Limit": components["headers"]["RateLimit-Limit"];
+                    "RateLimit-Remaining": components["headers"]["RateLimit-Remaining"];
+                    "RateLimit-Reset": components["headers"]["RateLimit-Reset"];
+                    "WWW-Authenticate": components["headers"]["WWW-Authenticate"];
                     [name: string]: unknown;
                 };
                 content: {
+                    /** @example {
+                     *       "type": "urn:catalog-api:problem:invalid-token",
+                     *       "title": "Unauthorized",
+                     *       "status": 401,
+                     *       "detail": "The access token has expired",
+                     *       "instance": "/api/v1/items/0196f1c2-7a8b-7cde-8f01-23456789abcd"
+                     *     } */
                     "application/problem+json": components["schemas"]["Problem"];
                 };
             };
             /** @description The access token lacks a required scope, or the resource belongs to someone else */
             403: {
                 headers: {
+                    "X-Request-Id": components["headers"]["X-Request-Id"];
+                    "RateLimit-Limit": components["headers"]["RateLimit-Limit"];
+                    "RateLimit-Remaining": components["headers"]["RateLimit-Remaining"];
+                    "RateLimit-Reset": components["headers"]["RateLimit-Reset"];
+                    "WWW-Authenticate": components["headers"]["WWW-Authenticate"];
                     [name: string]: unknown;
                 };
                 content: {
+                    /** @example {
+                     *       "type": "urn:catalog-api:problem:insufficient-scope",
+                     *       "title": "Forbidden",
+                     *       "status": 403,
+                     *       "detail": "This operation needs the scope items:write",
+                     *       "instance": "/api/v1/items/0196f1c2-7a8b-7cde-8f01-23456789abcd"
+                     *     } */
                     "application/problem+json": components["schemas"]["Problem"];
                 };
             };
             /** @description No such resource */
             404: {
                 headers: {
+                    "X-Request-Id": components["headers"]["X-Request-Id"];
+                    "RateLimit-Limit": components["headers"]["RateLimit-Limit"];
+                    "RateLimit-Remaining": components["headers"]["RateLimit-Remaining"];
+                    "RateLimit-Reset": components["headers"]["RateLimit-Reset"];
                     [name: string]: unknown;
                 };
                 content: {
+                    /** @example {
+                     *       "type": "urn:catalog-api:problem:not-found",
+                     *       "title": "Not Found",
+                     *       "status": 404,
+                     *       "detail": "No item has this id",
+                     *       "instance": "/api/v1/items/0196f1c2-7a8b-7cde-8f01-23456789abcd"
+                     *     } */
                     "application/problem+json": components["schemas"]["Problem"];
                 };
             };
             /** @description Too many requests: retry after `Retry-After` seconds */
             429: {
                 headers: {
+                    "X-Request-Id": components["headers"]["X-Request-Id"];
+                    "RateLimit-Limit": components["headers"]["RateLimit-Limit"];
+                    "RateLimit-Remaining": components["headers"]["RateLimit-Remaining"];
+                    "RateLimit-Reset": components["headers"]["RateLimit-Reset"];
+                    "Retry-After": components["headers"]["Retry-After"];
                     [name: string]: unknown;
                 };
                 content: {
+                    /** @example {
+                     *       "type": "urn:catalog-api:problem:rate-limited",
+                     *       "title": "Too Many Requests",
+                     *       "status": 429,
+                     *       "detail": "Too many requests: retry in 42 seconds",
+                     *       "instance": "/api/v1/items/0196f1c2-7a8b-7cde-8f01-23456789abcd"
+                     *     } */
                     "application/problem+json": components["schemas"]["Problem"];
                 };
             };
             /** @description An unexpected error occurred */
             500: {
                 headers: {
+                    "X-Request-Id": components["headers"]["X-Request-Id"];
+                    "RateLimit-Limit": components["headers"]["RateLimit-Limit"];
+                    "RateLimit-Remaining": components["headers"]["RateLimit-Remaining"];
+                    "RateLimit-Reset": components["headers"]["RateLimit-Reset"];
                     [name: string]: unknown;
                 };
                 content: {
+                    /** @example {
+                     *       "type": "urn:catalog-api:problem:internal-error",
+                     *       "title": "Internal Server Error",
+                     *       "status": 500,
+                     *       "detail": "An unexpected error occurred; the request id identifies it in the server log",
+                     *       "instance": "/api/v1/items/0196f1c2-7a8b-7cde-8f01-23456789abcd"
+                     *     } */
                     "application/problem+json": components["schemas"]["Problem"];
                 };
             };
             /** @description The service is unavailable (shutting down, overloaded or its database is unreachable) */
             503: {
                 headers: {
+                    "X-Request-Id": components["headers"]["X-Request-Id"];
+                    "RateLimit-Limit": components["headers"]["RateLimit-Limit"];
+                    "RateLimit-Remaining": components["headers"]["RateLimit-Remaining"];
+                    "RateLimit-Reset": components["headers"]["RateLimit-Reset"];
+                    "Retry-After": components["headers"]["Retry-After"];
                     [name: string]: unknown;
                 };
                 content: {
+                    /** @example {
+                     *       "type": "urn:catalog-api:problem:service-unavailable",
+                     *       "title": "Service Unavailable",
+                     *       "status": 503,
+                     *       "detail": "The server is shutting down",
+                     *       "instance": "/api/v1/items/0196f1c2-7a8b-7cde-8f01-23456789abcd"
+                     *     } */
                     "application/problem+json": components["schemas"]["Problem"];
                 };
             };
@@ -2267,6 +3286,10 @@ export interface operations {
             /** @description Deleted */
             204: {
                 headers: {
+                    "X-Request-Id": components["headers"]["X-Request-Id"];
+                    "RateLimit-Limit": components["headers"]["RateLimit-Limit"];
+                    "RateLimit-Remaining": components["headers"]["RateLimit-Remaining"];
+                    "RateLimit-Reset": components["headers"]["RateLimit-Reset"];
                     [name: string]: unknown;
                 };
                 content?: never;
@@ -2274,72 +3297,171 @@ export interface operations {
             /** @description The request is invalid: every failing field is listed in `errors` */
             400: {
                 headers: {
+                    "X-Request-Id": components["headers"]["X-Request-Id"];
+                    "RateLimit-Limit": components["headers"]["RateLimit-Limit"];
+                    "RateLimit-Remaining": components["headers"]["RateLimit-Remaining"];
+                    "RateLimit-Reset": components["headers"]["RateLimit-Reset"];
                     [name: string]: unknown;
                 };
                 content: {
+                    /** @example {
+                     *       "type": "urn:catalog-api:problem:validation-error",
+                     *       "title": "Bad Request",
+                     *       "status": 400,
+                     *       "detail": "The request body is invalid",
+                     *       "instance": "/api/v1/items/0196f1c2-7a8b-7cde-8f01-23456789abcd",
+                     *       "errors": [
+                     *         {
+                     *           "in": "body",
+                     *           "path": "/price",
+                     *           "message": "must be <= 1000000000"
+                     *         }
+                     *       ]
+                     *     } */
                     "application/problem+json": components["schemas"]["Problem"];
                 };
             };
             /** @description The access token is missing, invalid or expired */
             401: {
                 headers: {
+                    "X-Request-Id": components["headers"]["X-Request-Id"];
+                    "RateLimit-Limit": components["headers"]["RateLimit-Limit"];
+                    "RateLimit-Remaining": components["headers"]["RateLimit-Remaining"];
+                    "RateLimit-Reset": components["headers"]["RateLimit-Reset"];
+                    "WWW-Authenticate": components["headers"]["WWW-Authenticate"];
                     [name: string]: unknown;
                 };
                 content: {
+                    /** @example {
+                     *       "type": "urn:catalog-api:problem:invalid-token",
+                     *       "title": "Unauthorized",
+                     *       "status": 401,
+                     *       "detail": "The access token has expired",
+                     *       "instance": "/api/v1/items/0196f1c2-7a8b-7cde-8f01-23456789abcd"
+                     *     } */
                     "application/problem+json": components["schemas"]["Problem"];
                 };
             };
             /** @description The access token lacks a required scope, or the resource belongs to someone else */
             403: {
                 headers: {
+                    "X-Request-Id": components["headers"]["X-Request-Id"];
+                    "RateLimit-Limit": components["headers"]["RateLimit-Limit"];
+                    "RateLimit-Remaining": components["headers"]["RateLimit-Remaining"];
+                    "RateLimit-Reset": components["headers"]["RateLimit-Reset"];
+                    "WWW-Authenticate": components["headers"]["WWW-Authenticate"];
                     [name: string]: unknown;
                 };
                 content: {
+                    /** @example {
+                     *       "type": "urn:catalog-api:problem:insufficient-scope",
+                     *       "title": "Forbidden",
+                     *       "status": 403,
+                     *       "detail": "This operation needs the scope items:write",
+                     *       "instance": "/api/v1/items/0196f1c2-7a8b-7cde-8f01-23456789abcd"
+                     *     } */
                     "application/problem+json": components["schemas"]["Problem"];
                 };
             };
             /** @description No such resource */
             404: {
                 headers: {
+                    "X-Request-Id": components["headers"]["X-Request-Id"];
+                    "RateLimit-Limit": components["headers"]["RateLimit-Limit"];
+                    "RateLimit-Remaining": components["headers"]["RateLimit-Remaining"];
+                    "RateLimit-Reset": components["headers"]["RateLimit-Reset"];
                     [name: string]: unknown;
                 };
                 content: {
+                    /** @example {
+                     *       "type": "urn:catalog-api:problem:not-found",
+                     *       "title": "Not Found",
+                     *       "status": 404,
+                     *       "detail": "No item has this id",
+                     *       "instance": "/api/v1/items/0196f1c2-7a8b-7cde-8f01-23456789abcd"
+                     *     } */
                     "application/problem+json": components["schemas"]["Problem"];
                 };
             };
             /** @description The request conflicts with the current state */
             409: {
                 headers: {
+                    "X-Request-Id": components["headers"]["X-Request-Id"];
+                    "RateLimit-Limit": components["headers"]["RateLimit-Limit"];
+                    "RateLimit-Remaining": components["headers"]["RateLimit-Remaining"];
+                    "RateLimit-Reset": components["headers"]["RateLimit-Reset"];
                     [name: string]: unknown;
                 };
                 content: {
+                    /** @example {
+                     *       "type": "urn:catalog-api:problem:edit-conflict",
+                     *       "title": "Conflict",
+                     *       "status": 409,
+                     *       "detail": "The item is changing too often to apply this change: retry",
+                     *       "instance": "/api/v1/items/0196f1c2-7a8b-7cde-8f01-23456789abcd"
+                     *     } */
                     "application/problem+json": components["schemas"]["Problem"];
                 };
             };
             /** @description Too many requests: retry after `Retry-After` seconds */
             429: {
                 headers: {
+                    "X-Request-Id": components["headers"]["X-Request-Id"];
+                    "RateLimit-Limit": components["headers"]["RateLimit-Limit"];
+                    "RateLimit-Remaining": components["headers"]["RateLimit-Remaining"];
+                    "RateLimit-Reset": components["headers"]["RateLimit-Reset"];
+                    "Retry-After": components["headers"]["Retry-After"];
                     [name: string]: unknown;
                 };
                 content: {
+                    /** @example {
+                     *       "type": "urn:catalog-api:problem:rate-limited",
+                     *       "title": "Too Many Requests",
+                     *       "status": 429,
+                     *       "detail": "Too many requests: retry in 42 seconds",
+                     *       "instance": "/api/v1/items/0196f1c2-7a8b-7cde-8f01-23456789abcd"
+                     *     } */
                     "application/problem+json": components["schemas"]["Problem"];
                 };
             };
             /** @description An unexpected error occurred */
             500: {
                 headers: {
+                    "X-Request-Id": components["headers"]["X-Request-Id"];
+                    "RateLimit-Limit": components["headers"]["RateLimit-Limit"];
+                    "RateLimit-Remaining": components["headers"]["RateLimit-Remaining"];
+                    "RateLimit-Reset": components["headers"]["RateLimit-Reset"];
                     [name: string]: unknown;
                 };
                 content: {
+                    /** @example {
+                     *       "type": "urn:catalog-api:problem:internal-error",
+                     *       "title": "Internal Server Error",
+                     *       "status": 500,
+                     *       "detail": "An unexpected error occurred; the request id identifies it in the server log",
+                     *       "instance": "/api/v1/items/0196f1c2-7a8b-7cde-8f01-23456789abcd"
+                     *     } */
                     "application/problem+json": components["schemas"]["Problem"];
                 };
             };
             /** @description The service is unavailable (shutting down, overloaded or its database is unreachable) */
             503: {
                 headers: {
+                    "X-Request-Id": components["headers"]["X-Request-Id"];
+                    "RateLimit-Limit": components["headers"]["RateLimit-Limit"];
+                    "RateLimit-Remaining": components["headers"]["RateLimit-Remaining"];
+                    "RateLimit-Reset": components["headers"]["RateLimit-Reset"];
+                    "Retry-After": components["headers"]["Retry-After"];
                     [name: string]: unknown;
                 };
                 content: {
+                    /** @example {
+                     *       "type": "urn:catalog-api:problem:service-unavailable",
+                     *       "title": "Service Unavailable",
+                     *       "status": 503,
+                     *       "detail": "The server is shutting down",
+                     *       "instance": "/api/v1/items/0196f1c2-7a8b-7cde-8f01-23456789abcd"
+                     *     } */
                     "application/problem+json": components["schemas"]["Problem"];
                 };
             };
@@ -2364,6 +3486,10 @@ export interface operations {
             /** @description The updated user */
             200: {
                 headers: {
+                    "X-Request-Id": components["headers"]["X-Request-Id"];
+                    "RateLimit-Limit": components["headers"]["RateLimit-Limit"];
+                    "RateLimit-Remaining": components["headers"]["RateLimit-Remaining"];
+                    "RateLimit-Reset": components["headers"]["RateLimit-Reset"];
                     /** @description Strong entity tag of this version of the account; send it in `If-None-Match` */
                     ETag?: string;
                     [name: string]: unknown;
@@ -2375,90 +3501,211 @@ export interface operations {
             /** @description The request is invalid: every failing field is listed in `errors` */
             400: {
                 headers: {
+                    "X-Request-Id": components["headers"]["X-Request-Id"];
+                    "RateLimit-Limit": components["headers"]["RateLimit-Limit"];
+                    "RateLimit-Remaining": components["headers"]["RateLimit-Remaining"];
+                    "RateLimit-Reset": components["headers"]["RateLimit-Reset"];
                     [name: string]: unknown;
                 };
                 content: {
+                    /** @example {
+                     *       "type": "urn:catalog-api:problem:validation-error",
+                     *       "title": "Bad Request",
+                     *       "status": 400,
+                     *       "detail": "The request body is invalid",
+                     *       "instance": "/api/v1/items/0196f1c2-7a8b-7cde-8f01-23456789abcd",
+                     *       "errors": [
+                     *         {
+                     *           "in": "body",
+                     *           "path": "/price",
+                     *           "message": "must be <= 1000000000"
+                     *         }
+                     *       ]
+                     *     } */
                     "application/problem+json": components["schemas"]["Problem"];
                 };
             };
             /** @description The access token is missing, invalid or expired */
             401: {
                 headers: {
+                    "X-Request-Id": components["headers"]["X-Request-Id"];
+                    "RateLimit-Limit": components["headers"]["RateLimit-Limit"];
+                    "RateLimit-Remaining": components["headers"]["RateLimit-Remaining"];
+                    "RateLimit-Reset": components["headers"]["RateLimit-Reset"];
+                    "WWW-Authenticate": components["headers"]["WWW-Authenticate"];
                     [name: string]: unknown;
                 };
                 content: {
+                    /** @example {
+                     *       "type": "urn:catalog-api:problem:invalid-token",
+                     *       "title": "Unauthorized",
+                     *       "status": 401,
+                     *       "detail": "The access token has expired",
+                     *       "instance": "/api/v1/items/0196f1c2-7a8b-7cde-8f01-23456789abcd"
+                     *     } */
                     "application/problem+json": components["schemas"]["Problem"];
                 };
             };
             /** @description The access token lacks a required scope, or the resource belongs to someone else */
             403: {
                 headers: {
+                    "X-Request-Id": components["headers"]["X-Request-Id"];
+                    "RateLimit-Limit": components["headers"]["RateLimit-Limit"];
+                    "RateLimit-Remaining": components["headers"]["RateLimit-Remaining"];
+                    "RateLimit-Reset": components["headers"]["RateLimit-Reset"];
+                    "WWW-Authenticate": components["headers"]["WWW-Authenticate"];
                     [name: string]: unknown;
                 };
                 content: {
+                    /** @example {
+                     *       "type": "urn:catalog-api:problem:insufficient-scope",
+                     *       "title": "Forbidden",
+                     *       "status": 403,
+                     *       "detail": "This operation needs the scope items:write",
+                     *       "instance": "/api/v1/items/0196f1c2-7a8b-7cde-8f01-23456789abcd"
+                     *     } */
                     "application/problem+json": components["schemas"]["Problem"];
                 };
             };
             /** @description No such resource */
             404: {
                 headers: {
+                    "X-Request-Id": components["headers"]["X-Request-Id"];
+                    "RateLimit-Limit": components["headers"]["RateLimit-Limit"];
+                    "RateLimit-Remaining": components["headers"]["RateLimit-Remaining"];
+                    "RateLimit-Reset": components["headers"]["RateLimit-Reset"];
                     [name: string]: unknown;
                 };
                 content: {
+                    /** @example {
+                     *       "type": "urn:catalog-api:problem:not-found",
+                     *       "title": "Not Found",
+                     *       "status": 404,
+                     *       "detail": "No item has this id",
+                     *       "instance": "/api/v1/items/0196f1c2-7a8b-7cde-8f01-23456789abcd"
+                     *     } */
                     "application/problem+json": components["schemas"]["Problem"];
                 };
             };
             /** @description The request conflicts with the current state */
             409: {
                 headers: {
+                    "X-Request-Id": components["headers"]["X-Request-Id"];
+                    "RateLimit-Limit": components["headers"]["RateLimit-Limit"];
+                    "RateLimit-Remaining": components["headers"]["RateLimit-Remaining"];
+                    "RateLimit-Reset": components["headers"]["RateLimit-Reset"];
                     [name: string]: unknown;
                 };
                 content: {
+                    /** @example {
+                     *       "type": "urn:catalog-api:problem:edit-conflict",
+                     *       "title": "Conflict",
+                     *       "status": 409,
+                     *       "detail": "The item is changing too often to apply this change: retry",
+                     *       "instance": "/api/v1/items/0196f1c2-7a8b-7cde-8f01-23456789abcd"
+                     *     } */
                     "application/problem+json": components["schemas"]["Problem"];
                 };
             };
             /** @description The request body is too large */
             413: {
                 headers: {
+                    "X-Request-Id": components["headers"]["X-Request-Id"];
+                    "RateLimit-Limit": components["headers"]["RateLimit-Limit"];
+                    "RateLimit-Remaining": components["headers"]["RateLimit-Remaining"];
+                    "RateLimit-Reset": components["headers"]["RateLimit-Reset"];
                     [name: string]: unknown;
                 };
                 content: {
+                    /** @example {
+                     *       "type": "urn:catalog-api:problem:payload-too-large",
+                     *       "title": "Payload Too Large",
+                     *       "status": 413,
+                     *       "detail": "Request body is too large",
+                     *       "instance": "/api/v1/items/0196f1c2-7a8b-7cde-8f01-23456789abcd"
+                     *     } */
                     "application/problem+json": components["schemas"]["Problem"];
                 };
             };
             /** @description The request body media type is not supported by this operation */
             415: {
                 headers: {
+                    "X-Request-Id": components["headers"]["X-Request-Id"];
+                    "RateLimit-Limit": components["headers"]["RateLimit-Limit"];
+                    "RateLimit-Remaining": components["headers"]["RateLimit-Remaining"];
+                    "RateLimit-Reset": components["headers"]["RateLimit-Reset"];
                     [name: string]: unknown;
                 };
                 content: {
+                    /** @example {
+                     *       "type": "urn:catalog-api:problem:unsupported-media-type",
+                     *       "title": "Unsupported Media Type",
+                     *       "status": 415,
+                     *       "detail": "This operation accepts application/json, not text/plain",
+                     *       "instance": "/api/v1/items/0196f1c2-7a8b-7cde-8f01-23456789abcd"
+                     *     } */
                     "application/problem+json": components["schemas"]["Problem"];
                 };
             };
             /** @description Too many requests: retry after `Retry-After` seconds */
             429: {
                 headers: {
+                    "X-Request-Id": components["headers"]["X-Request-Id"];
+                    "RateLimit-Limit": components["headers"]["RateLimit-Limit"];
+                    "RateLimit-Remaining": components["headers"]["RateLimit-Remaining"];
+                    "RateLimit-Reset": components["headers"]["RateLimit-Reset"];
+                    "Retry-After": components["headers"]["Retry-After"];
                     [name: string]: unknown;
                 };
                 content: {
+                    /** @example {
+                     *       "type": "urn:catalog-api:problem:rate-limited",
+                     *       "title": "Too Many Requests",
+                     *       "status": 429,
+                     *       "detail": "Too many requests: retry in 42 seconds",
+                     *       "instance": "/api/v1/items/0196f1c2-7a8b-7cde-8f01-23456789abcd"
+                     *     } */
                     "application/problem+json": components["schemas"]["Problem"];
                 };
             };
             /** @description An unexpected error occurred */
             500: {
                 headers: {
+                    "X-Request-Id": components["headers"]["X-Request-Id"];
+                    "RateLimit-Limit": components["headers"]["RateLimit-Limit"];
+                    "RateLimit-Remaining": components["headers"]["RateLimit-Remaining"];
+                    "RateLimit-Reset": components["headers"]["RateLimit-Reset"];
                     [name: string]: unknown;
                 };
                 content: {
+                    /** @example {
+                     *       "type": "urn:catalog-api:problem:internal-error",
+                     *       "title": "Internal Server Error",
+                     *       "status": 500,
+                     *       "detail": "An unexpected error occurred; the request id identifies it in the server log",
+                     *       "instance": "/api/v1/items/0196f1c2-7a8b-7cde-8f01-23456789abcd"
+                     *     } */
                     "application/problem+json": components["schemas"]["Problem"];
                 };
             };
             /** @description The service is unavailable (shutting down, overloaded or its database is unreachable) */
             503: {
                 headers: {
+                    "X-Request-Id": components["headers"]["X-Request-Id"];
+                    "RateLimit-Limit": components["headers"]["RateLimit-Limit"];
+                    "RateLimit-Remaining": components["headers"]["RateLimit-Remaining"];
+                    "RateLimit-Reset": components["headers"]["RateLimit-Reset"];
+                    "Retry-After": components["headers"]["Retry-After"];
                     [name: string]: unknown;
                 };
                 content: {
+                    /** @example {
+                     *       "type": "urn:catalog-api:problem:service-unavailable",
+                     *       "title": "Service Unavailable",
+                     *       "status": 503,
+                     *       "detail": "The server is shutting down",
+                     *       "instance": "/api/v1/items/0196f1c2-7a8b-7cde-8f01-23456789abcd"
+                     *     } */
                     "application/problem+json": components["schemas"]["Problem"];
                 };
             };
@@ -2466,13 +3713,13 @@ export interface operations {
     };
     listItems: {
         parameters: {
-            query: {
+            query?: {
                 /** @description Page size */
-                limit: number;
+                limit?: number;
                 /** @description The `nextCursor` of the previous page */
                 cursor?: string;
                 /** @description Comma list of `name`, `price`, `createdAt`, `updatedAt`, each optionally prefixed `-` for descending. The id breaks ties. */
-                sort: string;
+                sort?: string;
                 /**
                  * @description Full-text search over name and description, with English stemming and web search syntax (`"exact phrase"`, `or`, `-word`)
                  * @example walnut desk
@@ -2487,9 +3734,9 @@ export interface operations {
                 tag?: string[];
                 /** @description Only the items of this user */
                 ownerId?: string;
-                /** @description Only items costing at least this much */
+                /** @description Only items costing at least this much; at most 2 decimals */
                 minPrice?: number;
-                /** @description Only items costing at most this much; not below `minPrice` */
+                /** @description Only items costing at most this much; not below `minPrice`; at most 2 decimals */
                 maxPrice?: number;
             };
             header?: never;
@@ -2501,6 +3748,10 @@ export interface operations {
             /** @description A page of items */
             200: {
                 headers: {
+                    "X-Request-Id": components["headers"]["X-Request-Id"];
+                    "RateLimit-Limit": components["headers"]["RateLimit-Limit"];
+                    "RateLimit-Remaining": components["headers"]["RateLimit-Remaining"];
+                    "RateLimit-Reset": components["headers"]["RateLimit-Reset"];
                     /** @description RFC 8288 link to the next page (`rel="next"`), when there is one */
                     Link?: string;
                     [name: string]: unknown;
@@ -2512,45 +3763,110 @@ export interface operations {
             /** @description The request is invalid: every failing field is listed in `errors` */
             400: {
                 headers: {
+                    "X-Request-Id": components["headers"]["X-Request-Id"];
+                    "RateLimit-Limit": components["headers"]["RateLimit-Limit"];
+                    "RateLimit-Remaining": components["headers"]["RateLimit-Remaining"];
+                    "RateLimit-Reset": components["headers"]["RateLimit-Reset"];
                     [name: string]: unknown;
                 };
                 content: {
+                    /** @example {
+                     *       "type": "urn:catalog-api:problem:validation-error",
+                     *       "title": "Bad Request",
+                     *       "status": 400,
+                     *       "detail": "The request body is invalid",
+                     *       "instance": "/api/v1/items/0196f1c2-7a8b-7cde-8f01-23456789abcd",
+                     *       "errors": [
+                     *         {
+                     *           "in": "body",
+                     *           "path": "/price",
+                     *           "message": "must be <= 1000000000"
+                     *         }
+                     *       ]
+                     *     } */
                     "application/problem+json": components["schemas"]["Problem"];
                 };
             };
             /** @description The access token is missing, invalid or expired */
             401: {
                 headers: {
+                    "X-Request-Id": components["headers"]["X-Request-Id"];
+                    "RateLimit-Limit": components["headers"]["RateLimit-Limit"];
+                    "RateLimit-Remaining": components["headers"]["RateLimit-Remaining"];
+                    "RateLimit-Reset": components["headers"]["RateLimit-Reset"];
+                    "WWW-Authenticate": components["headers"]["WWW-Authenticate"];
                     [name: string]: unknown;
                 };
                 content: {
+                    /** @example {
+                     *       "type": "urn:catalog-api:problem:invalid-token",
+                     *       "title": "Unauthorized",
+                     *       "status": 401,
+                     *       "detail": "The access token has expired",
+                     *       "instance": "/api/v1/items/0196f1c2-7a8b-7cde-8f01-23456789abcd"
+                     *     } */
                     "application/problem+json": components["schemas"]["Problem"];
                 };
             };
             /** @description Too many requests: retry after `Retry-After` seconds */
             429: {
                 headers: {
+                    "X-Request-Id": components["headers"]["X-Request-Id"];
+                    "RateLimit-Limit": components["headers"]["RateLimit-Limit"];
+                    "RateLimit-Remaining": components["headers"]["RateLimit-Remaining"];
+                    "RateLimit-Reset": components["headers"]["RateLimit-Reset"];
+                    "Retry-After": components["headers"]["Retry-After"];
                     [name: string]: unknown;
                 };
                 content: {
+                    /** @example {
+                     *       "type": "urn:catalog-api:problem:rate-limited",
+                     *       "title": "Too Many Requests",
+                     *       "status": 429,
+                     *       "detail": "Too many requests: retry in 42 seconds",
+                     *       "instance": "/api/v1/items/0196f1c2-7a8b-7cde-8f01-23456789abcd"
+                     *     } */
                     "application/problem+json": components["schemas"]["Problem"];
                 };
             };
             /** @description An unexpected error occurred */
             500: {
                 headers: {
+                    "X-Request-Id": components["headers"]["X-Request-Id"];
+                    "RateLimit-Limit": components["headers"]["RateLimit-Limit"];
+                    "RateLimit-Remaining": components["headers"]["RateLimit-Remaining"];
+                    "RateLimit-Reset": components["headers"]["RateLimit-Reset"];
                     [name: string]: unknown;
                 };
                 content: {
+                    /** @example {
+                     *       "type": "urn:catalog-api:problem:internal-error",
+                     *       "title": "Internal Server Error",
+                     *       "status": 500,
+                     *       "detail": "An unexpected error occurred; the request id identifies it in the server log",
+                     *       "instance": "/api/v1/items/0196f1c2-7a8b-7cde-8f01-23456789abcd"
+                     *     } */
                     "application/problem+json": components["schemas"]["Problem"];
                 };
             };
             /** @description The service is unavailable (shutting down, overloaded or its database is unreachable) */
             503: {
                 headers: {
+                    "X-Request-Id": components["headers"]["X-Request-Id"];
+                    "RateLimit-Limit": components["headers"]["RateLimit-Limit"];
+                    "RateLimit-Remaining": components["headers"]["RateLimit-Remaining"];
+                    "RateLimit-Reset": components["headers"]["RateLimit-Reset"];
+                    "Retry-After": components["headers"]["Retry-After"];
                     [name: string]: unknown;
                 };
                 content: {
+                    /** @example {
+                     *       "type": "urn:catalog-api:problem:service-unavailable",
+                     *       "title": "Service Unavailable",
+                     *       "status": 503,
+                     *       "detail": "The server is shutting down",
+                     *       "instance": "/api/v1/items/0196f1c2-7a8b-7cde-8f01-23456789abcd"
+                     *     } */
                     "application/problem+json": components["schemas"]["Problem"];
                 };
             };
@@ -2578,6 +3894,11 @@ export interface operations {
             /** @description The new item */
             201: {
                 headers: {
+                    "X-Request-Id": components["headers"]["X-Request-Id"];
+                    "RateLimit-Limit": components["headers"]["RateLimit-Limit"];
+                    "RateLimit-Remaining": components["headers"]["RateLimit-Remaining"];
+                    "RateLimit-Reset": components["headers"]["RateLimit-Reset"];
+                    "Idempotent-Replayed": components["headers"]["Idempotent-Replayed"];
                     /** @description The URL of the new item */
                     Location?: string;
                     /** @description Strong entity tag of this version of the item; send it in `If-Match` or `If-None-Match` */
@@ -2591,90 +3912,211 @@ export interface operations {
             /** @description The request is invalid: every failing field is listed in `errors` */
             400: {
                 headers: {
+                    "X-Request-Id": components["headers"]["X-Request-Id"];
+                    "RateLimit-Limit": components["headers"]["RateLimit-Limit"];
+                    "RateLimit-Remaining": components["headers"]["RateLimit-Remaining"];
+                    "RateLimit-Reset": components["headers"]["RateLimit-Reset"];
                     [name: string]: unknown;
                 };
                 content: {
+                    /** @example {
+                     *       "type": "urn:catalog-api:problem:validation-error",
+                     *       "title": "Bad Request",
+                     *       "status": 400,
+                     *       "detail": "The request body is invalid",
+                     *       "instance": "/api/v1/items/0196f1c2-7a8b-7cde-8f01-23456789abcd",
+                     *       "errors": [
+                     *         {
+                     *           "in": "body",
+                     *           "path": "/price",
+                     *           "message": "must be <= 1000000000"
+                     *         }
+                     *       ]
+                     *     } */
                     "application/problem+json": components["schemas"]["Problem"];
                 };
             };
             /** @description The access token is missing, invalid or expired */
             401: {
                 headers: {
+                    "X-Request-Id": components["headers"]["X-Request-Id"];
+                    "RateLimit-Limit": components["headers"]["RateLimit-Limit"];
+                    "RateLimit-Remaining": components["headers"]["RateLimit-Remaining"];
+                    "RateLimit-Reset": components["headers"]["RateLimit-Reset"];
+                    "WWW-Authenticate": components["headers"]["WWW-Authenticate"];
                     [name: string]: unknown;
                 };
                 content: {
+                    /** @example {
+                     *       "type": "urn:catalog-api:problem:invalid-token",
+                     *       "title": "Unauthorized",
+                     *       "status": 401,
+                     *       "detail": "The access token has expired",
+                     *       "instance": "/api/v1/items/0196f1c2-7a8b-7cde-8f01-23456789abcd"
+                     *     } */
                     "application/problem+json": components["schemas"]["Problem"];
                 };
             };
             /** @description The access token lacks a required scope, or the resource belongs to someone else */
             403: {
                 headers: {
+                    "X-Request-Id": components["headers"]["X-Request-Id"];
+                    "RateLimit-Limit": components["headers"]["RateLimit-Limit"];
+                    "RateLimit-Remaining": components["headers"]["RateLimit-Remaining"];
+                    "RateLimit-Reset": components["headers"]["RateLimit-Reset"];
+                    "WWW-Authenticate": components["headers"]["WWW-Authenticate"];
                     [name: string]: unknown;
                 };
                 content: {
+                    /** @example {
+                     *       "type": "urn:catalog-api:problem:insufficient-scope",
+                     *       "title": "Forbidden",
+                     *       "status": 403,
+                     *       "detail": "This operation needs the scope items:write",
+                     *       "instance": "/api/v1/items/0196f1c2-7a8b-7cde-8f01-23456789abcd"
+                     *     } */
                     "application/problem+json": components["schemas"]["Problem"];
                 };
             };
             /** @description A request with this `Idempotency-Key` is still in progress, or the request conflicts with the current state */
             409: {
                 headers: {
+                    "X-Request-Id": components["headers"]["X-Request-Id"];
+                    "RateLimit-Limit": components["headers"]["RateLimit-Limit"];
+                    "RateLimit-Remaining": components["headers"]["RateLimit-Remaining"];
+                    "RateLimit-Reset": components["headers"]["RateLimit-Reset"];
                     [name: string]: unknown;
                 };
                 content: {
+                    /** @example {
+                     *       "type": "urn:catalog-api:problem:edit-conflict",
+                     *       "title": "Conflict",
+                     *       "status": 409,
+                     *       "detail": "The item is changing too often to apply this change: retry",
+                     *       "instance": "/api/v1/items/0196f1c2-7a8b-7cde-8f01-23456789abcd"
+                     *     } */
                     "application/problem+json": components["schemas"]["Problem"];
                 };
             };
             /** @description The request body is too large */
             413: {
                 headers: {
+                    "X-Request-Id": components["headers"]["X-Request-Id"];
+                    "RateLimit-Limit": components["headers"]["RateLimit-Limit"];
+                    "RateLimit-Remaining": components["headers"]["RateLimit-Remaining"];
+                    "RateLimit-Reset": components["headers"]["RateLimit-Reset"];
                     [name: string]: unknown;
                 };
                 content: {
+                    /** @example {
+                     *       "type": "urn:catalog-api:problem:payload-too-large",
+                     *       "title": "Payload Too Large",
+                     *       "status": 413,
+                     *       "detail": "Request body is too large",
+                     *       "instance": "/api/v1/items/0196f1c2-7a8b-7cde-8f01-23456789abcd"
+                     *     } */
                     "application/problem+json": components["schemas"]["Problem"];
                 };
             };
             /** @description The request body media type is not supported by this operation */
             415: {
                 headers: {
+                    "X-Request-Id": components["headers"]["X-Request-Id"];
+                    "RateLimit-Limit": components["headers"]["RateLimit-Limit"];
+                    "RateLimit-Remaining": components["headers"]["RateLimit-Remaining"];
+                    "RateLimit-Reset": components["headers"]["RateLimit-Reset"];
                     [name: string]: unknown;
                 };
                 content: {
+                    /** @example {
+                     *       "type": "urn:catalog-api:problem:unsupported-media-type",
+                     *       "title": "Unsupported Media Type",
+                     *       "status": 415,
+                     *       "detail": "This operation accepts application/json, not text/plain",
+                     *       "instance": "/api/v1/items/0196f1c2-7a8b-7cde-8f01-23456789abcd"
+                     *     } */
                     "application/problem+json": components["schemas"]["Problem"];
                 };
             };
             /** @description This `Idempotency-Key` was used with another request */
             422: {
                 headers: {
+                    "X-Request-Id": components["headers"]["X-Request-Id"];
+                    "RateLimit-Limit": components["headers"]["RateLimit-Limit"];
+                    "RateLimit-Remaining": components["headers"]["RateLimit-Remaining"];
+                    "RateLimit-Reset": components["headers"]["RateLimit-Reset"];
                     [name: string]: unknown;
                 };
                 content: {
+                    /** @example {
+                     *       "type": "urn:catalog-api:problem:idempotency-key-reused",
+                     *       "title": "Unprocessable Entity",
+                     *       "status": 422,
+                     *       "detail": "This Idempotency-Key was used with another request",
+                     *       "instance": "/api/v1/items/0196f1c2-7a8b-7cde-8f01-23456789abcd"
+                     *     } */
                     "application/problem+json": components["schemas"]["Problem"];
                 };
             };
             /** @description Too many requests: retry after `Retry-After` seconds */
             429: {
                 headers: {
+                    "X-Request-Id": components["headers"]["X-Request-Id"];
+                    "RateLimit-Limit": components["headers"]["RateLimit-Limit"];
+                    "RateLimit-Remaining": components["headers"]["RateLimit-Remaining"];
+                    "RateLimit-Reset": components["headers"]["RateLimit-Reset"];
+                    "Retry-After": components["headers"]["Retry-After"];
                     [name: string]: unknown;
                 };
                 content: {
+                    /** @example {
+                     *       "type": "urn:catalog-api:problem:rate-limited",
+                     *       "title": "Too Many Requests",
+                     *       "status": 429,
+                     *       "detail": "Too many requests: retry in 42 seconds",
+                     *       "instance": "/api/v1/items/0196f1c2-7a8b-7cde-8f01-23456789abcd"
+                     *     } */
                     "application/problem+json": components["schemas"]["Problem"];
                 };
             };
             /** @description An unexpected error occurred */
             500: {
                 headers: {
+                    "X-Request-Id": components["headers"]["X-Request-Id"];
+                    "RateLimit-Limit": components["headers"]["RateLimit-Limit"];
+                    "RateLimit-Remaining": components["headers"]["RateLimit-Remaining"];
+                    "RateLimit-Reset": components["headers"]["RateLimit-Reset"];
                     [name: string]: unknown;
                 };
                 content: {
+                    /** @example {
+                     *       "type": "urn:catalog-api:problem:internal-error",
+                     *       "title": "Internal Server Error",
+                     *       "status": 500,
+                     *       "detail": "An unexpected error occurred; the request id identifies it in the server log",
+                     *       "instance": "/api/v1/items/0196f1c2-7a8b-7cde-8f01-23456789abcd"
+                     *     } */
                     "application/problem+json": components["schemas"]["Problem"];
                 };
             };
             /** @description The service is unavailable (shutting down, overloaded or its database is unreachable) */
             503: {
                 headers: {
+                    "X-Request-Id": components["headers"]["X-Request-Id"];
+                    "RateLimit-Limit": components["headers"]["RateLimit-Limit"];
+                    "RateLimit-Remaining": components["headers"]["RateLimit-Remaining"];
+                    "RateLimit-Reset": components["headers"]["RateLimit-Reset"];
+                    "Retry-After": components["headers"]["Retry-After"];
                     [name: string]: unknown;
                 };
                 content: {
+                    /** @example {
+                     *       "type": "urn:catalog-api:problem:service-unavailable",
+                     *       "title": "Service Unavailable",
+                     *       "status": 503,
+                     *       "detail": "The server is shutting down",
+                     *       "instance": "/api/v1/items/0196f1c2-7a8b-7cde-8f01-23456789abcd"
+                     *     } */
                     "application/problem+json": components["schemas"]["Problem"];
                 };
             };
@@ -2701,6 +4143,10 @@ export interface operations {
             /** @description The item */
             200: {
                 headers: {
+                    "X-Request-Id": components["headers"]["X-Request-Id"];
+                    "RateLimit-Limit": components["headers"]["RateLimit-Limit"];
+                    "RateLimit-Remaining": components["headers"]["RateLimit-Remaining"];
+                    "RateLimit-Reset": components["headers"]["RateLimit-Reset"];
                     /** @description Strong entity tag of this version of the item; send it in `If-Match` or `If-None-Match` */
                     ETag?: string;
                     [name: string]: unknown;
@@ -2712,6 +4158,10 @@ export interface operations {
             /** @description Not modified: the version named in `If-None-Match` is current */
             304: {
                 headers: {
+                    "X-Request-Id": components["headers"]["X-Request-Id"];
+                    "RateLimit-Limit": components["headers"]["RateLimit-Limit"];
+                    "RateLimit-Remaining": components["headers"]["RateLimit-Remaining"];
+                    "RateLimit-Reset": components["headers"]["RateLimit-Reset"];
                     /** @description Strong entity tag of this version of the item; send it in `If-Match` or `If-None-Match` */
                     ETag?: string;
                     [name: string]: unknown;
@@ -2721,54 +4171,130 @@ export interface operations {
             /** @description The request is invalid: every failing field is listed in `errors` */
             400: {
                 headers: {
+                    "X-Request-Id": components["headers"]["X-Request-Id"];
+                    "RateLimit-Limit": components["headers"]["RateLimit-Limit"];
+                    "RateLimit-Remaining": components["headers"]["RateLimit-Remaining"];
+                    "RateLimit-Reset": components["headers"]["RateLimit-Reset"];
                     [name: string]: unknown;
                 };
                 content: {
+                    /** @example {
+                     *       "type": "urn:catalog-api:problem:validation-error",
+                     *       "title": "Bad Request",
+                     *       "status": 400,
+                     *       "detail": "The request body is invalid",
+                     *       "instance": "/api/v1/items/0196f1c2-7a8b-7cde-8f01-23456789abcd",
+                     *       "errors": [
+                     *         {
+                     *           "in": "body",
+                     *           "path": "/price",
+                     *           "message": "must be <= 1000000000"
+                     *         }
+                     *       ]
+                     *     } */
                     "application/problem+json": components["schemas"]["Problem"];
                 };
             };
             /** @description The access token is missing, invalid or expired */
             401: {
                 headers: {
+                    "X-Request-Id": components["headers"]["X-Request-Id"];
+                    "RateLimit-Limit": components["headers"]["RateLimit-Limit"];
+                    "RateLimit-Remaining": components["headers"]["RateLimit-Remaining"];
+                    "RateLimit-Reset": components["headers"]["RateLimit-Reset"];
+                    "WWW-Authenticate": components["headers"]["WWW-Authenticate"];
                     [name: string]: unknown;
                 };
                 content: {
+                    /** @example {
+                     *       "type": "urn:catalog-api:problem:invalid-token",
+                     *       "title": "Unauthorized",
+                     *       "status": 401,
+                     *       "detail": "The access token has expired",
+                     *       "instance": "/api/v1/items/0196f1c2-7a8b-7cde-8f01-23456789abcd"
+                     *     } */
                     "application/problem+json": components["schemas"]["Problem"];
                 };
             };
             /** @description No such resource */
             404: {
                 headers: {
+                    "X-Request-Id": components["headers"]["X-Request-Id"];
+                    "RateLimit-Limit": components["headers"]["RateLimit-Limit"];
+                    "RateLimit-Remaining": components["headers"]["RateLimit-Remaining"];
+                    "RateLimit-Reset": components["headers"]["RateLimit-Reset"];
                     [name: string]: unknown;
                 };
                 content: {
+                    /** @example {
+                     *       "type": "urn:catalog-api:problem:not-found",
+                     *       "title": "Not Found",
+                     *       "status": 404,
+                     *       "detail": "No item has this id",
+                     *       "instance": "/api/v1/items/0196f1c2-7a8b-7cde-8f01-23456789abcd"
+                     *     } */
                     "application/problem+json": components["schemas"]["Problem"];
                 };
             };
             /** @description Too many requests: retry after `Retry-After` seconds */
             429: {
                 headers: {
+                    "X-Request-Id": components["headers"]["X-Request-Id"];
+                    "RateLimit-Limit": components["headers"]["RateLimit-Limit"];
+                    "RateLimit-Remaining": components["headers"]["RateLimit-Remaining"];
+                    "RateLimit-Reset": components["headers"]["RateLimit-Reset"];
+                    "Retry-After": components["headers"]["Retry-After"];
                     [name: string]: unknown;
                 };
                 content: {
+                    /** @example {
+                     *       "type": "urn:catalog-api:problem:rate-limited",
+                     *       "title": "Too Many Requests",
+                     *       "status": 429,
+                     *       "detail": "Too many requests: retry in 42 seconds",
+                     *       "instance": "/api/v1/items/0196f1c2-7a8b-7cde-8f01-23456789abcd"
+                     *     } */
                     "application/problem+json": components["schemas"]["Problem"];
                 };
             };
             /** @description An unexpected error occurred */
             500: {
                 headers: {
+                    "X-Request-Id": components["headers"]["X-Request-Id"];
+                    "RateLimit-Limit": components["headers"]["RateLimit-Limit"];
+                    "RateLimit-Remaining": components["headers"]["RateLimit-Remaining"];
+                    "RateLimit-Reset": components["headers"]["RateLimit-Reset"];
                     [name: string]: unknown;
                 };
                 content: {
+                    /** @example {
+                     *       "type": "urn:catalog-api:problem:internal-error",
+                     *       "title": "Internal Server Error",
+                     *       "status": 500,
+                     *       "detail": "An unexpected error occurred; the request id identifies it in the server log",
+                     *       "instance": "/api/v1/items/0196f1c2-7a8b-7cde-8f01-23456789abcd"
+                     *     } */
                     "application/problem+json": components["schemas"]["Problem"];
                 };
             };
             /** @description The service is unavailable (shutting down, overloaded or its database is unreachable) */
             503: {
                 headers: {
+                    "X-Request-Id": components["headers"]["X-Request-Id"];
+                    "RateLimit-Limit": components["headers"]["RateLimit-Limit"];
+                    "RateLimit-Remaining": components["headers"]["RateLimit-Remaining"];
+                    "RateLimit-Reset": components["headers"]["RateLimit-Reset"];
+                    "Retry-After": components["headers"]["Retry-After"];
                     [name: string]: unknown;
                 };
                 content: {
+                    /** @example {
+                     *       "type": "urn:catalog-api:problem:service-unavailable",
+                     *       "title": "Service Unavailable",
+                     *       "status": 503,
+                     *       "detail": "The server is shutting down",
+                     *       "instance": "/api/v1/items/0196f1c2-7a8b-7cde-8f01-23456789abcd"
+                     *     } */
                     "application/problem+json": components["schemas"]["Problem"];
                 };
             };
@@ -2799,6 +4325,10 @@ export interface operations {
             /** @description The replaced item */
             200: {
                 headers: {
+                    "X-Request-Id": components["headers"]["X-Request-Id"];
+                    "RateLimit-Limit": components["headers"]["RateLimit-Limit"];
+                    "RateLimit-Remaining": components["headers"]["RateLimit-Remaining"];
+                    "RateLimit-Reset": components["headers"]["RateLimit-Reset"];
                     /** @description Strong entity tag of this version of the item; send it in `If-Match` or `If-None-Match` */
                     ETag?: string;
                     [name: string]: unknown;
@@ -2810,99 +4340,231 @@ export interface operations {
             /** @description The request is invalid: every failing field is listed in `errors` */
             400: {
                 headers: {
+                    "X-Request-Id": components["headers"]["X-Request-Id"];
+                    "RateLimit-Limit": components["headers"]["RateLimit-Limit"];
+                    "RateLimit-Remaining": components["headers"]["RateLimit-Remaining"];
+                    "RateLimit-Reset": components["headers"]["RateLimit-Reset"];
                     [name: string]: unknown;
                 };
                 content: {
+                    /** @example {
+                     *       "type": "urn:catalog-api:problem:validation-error",
+                     *       "title": "Bad Request",
+                     *       "status": 400,
+                     *       "detail": "The request body is invalid",
+                     *       "instance": "/api/v1/items/0196f1c2-7a8b-7cde-8f01-23456789abcd",
+                     *       "errors": [
+                     *         {
+                     *           "in": "body",
+                     *           "path": "/price",
+                     *           "message": "must be <= 1000000000"
+                     *         }
+                     *       ]
+                     *     } */
                     "application/problem+json": components["schemas"]["Problem"];
                 };
             };
             /** @description The access token is missing, invalid or expired */
             401: {
                 headers: {
+                    "X-Request-Id": components["headers"]["X-Request-Id"];
+                    "RateLimit-Limit": components["headers"]["RateLimit-Limit"];
+                    "RateLimit-Remaining": components["headers"]["RateLimit-Remaining"];
+                    "RateLimit-Reset": components["headers"]["RateLimit-Reset"];
+                    "WWW-Authenticate": components["headers"]["WWW-Authenticate"];
                     [name: string]: unknown;
                 };
                 content: {
+                    /** @example {
+                     *       "type": "urn:catalog-api:problem:invalid-token",
+                     *       "title": "Unauthorized",
+                     *       "status": 401,
+                     *       "detail": "The access token has expired",
+                     *       "instance": "/api/v1/items/0196f1c2-7a8b-7cde-8f01-23456789abcd"
+                     *     } */
                     "application/problem+json": components["schemas"]["Problem"];
                 };
             };
             /** @description The access token lacks a required scope, or the resource belongs to someone else */
             403: {
                 headers: {
+                    "X-Request-Id": components["headers"]["X-Request-Id"];
+                    "RateLimit-Limit": components["headers"]["RateLimit-Limit"];
+                    "RateLimit-Remaining": components["headers"]["RateLimit-Remaining"];
+                    "RateLimit-Reset": components["headers"]["RateLimit-Reset"];
+                    "WWW-Authenticate": components["headers"]["WWW-Authenticate"];
                     [name: string]: unknown;
                 };
                 content: {
+                    /** @example {
+                     *       "type": "urn:catalog-api:problem:insufficient-scope",
+                     *       "title": "Forbidden",
+                     *       "status": 403,
+                     *       "detail": "This operation needs the scope items:write",
+                     *       "instance": "/api/v1/items/0196f1c2-7a8b-7cde-8f01-23456789abcd"
+                     *     } */
                     "application/problem+json": components["schemas"]["Problem"];
                 };
             };
             /** @description No such resource */
             404: {
                 headers: {
+                    "X-Request-Id": components["headers"]["X-Request-Id"];
+                    "RateLimit-Limit": components["headers"]["RateLimit-Limit"];
+                    "RateLimit-Remaining": components["headers"]["RateLimit-Remaining"];
+                    "RateLimit-Reset": components["headers"]["RateLimit-Reset"];
                     [name: string]: unknown;
                 };
                 content: {
+                    /** @example {
+                     *       "type": "urn:catalog-api:problem:not-found",
+                     *       "title": "Not Found",
+                     *       "status": 404,
+                     *       "detail": "No item has this id",
+                     *       "instance": "/api/v1/items/0196f1c2-7a8b-7cde-8f01-23456789abcd"
+                     *     } */
                     "application/problem+json": components["schemas"]["Problem"];
                 };
             };
             /** @description The request conflicts with the current state */
             409: {
                 headers: {
+                    "X-Request-Id": components["headers"]["X-Request-Id"];
+                    "RateLimit-Limit": components["headers"]["RateLimit-Limit"];
+                    "RateLimit-Remaining": components["headers"]["RateLimit-Remaining"];
+                    "RateLimit-Reset": components["headers"]["RateLimit-Reset"];
                     [name: string]: unknown;
                 };
                 content: {
+                    /** @example {
+                     *       "type": "urn:catalog-api:problem:edit-conflict",
+                     *       "title": "Conflict",
+                     *       "status": 409,
+                     *       "detail": "The item is changing too often to apply this change: retry",
+                     *       "instance": "/api/v1/items/0196f1c2-7a8b-7cde-8f01-23456789abcd"
+                     *     } */
                     "application/problem+json": components["schemas"]["Problem"];
                 };
             };
             /** @description The `If-Match` precondition failed */
             412: {
                 headers: {
+                    "X-Request-Id": components["headers"]["X-Request-Id"];
+                    "RateLimit-Limit": components["headers"]["RateLimit-Limit"];
+                    "RateLimit-Remaining": components["headers"]["RateLimit-Remaining"];
+                    "RateLimit-Reset": components["headers"]["RateLimit-Reset"];
                     [name: string]: unknown;
                 };
                 content: {
+                    /** @example {
+                     *       "type": "urn:catalog-api:problem:precondition-failed",
+                     *       "title": "Precondition Failed",
+                     *       "status": 412,
+                     *       "detail": "The item has changed since the version named in If-Match: fetch it again",
+                     *       "instance": "/api/v1/items/0196f1c2-7a8b-7cde-8f01-23456789abcd"
+                     *     } */
                     "application/problem+json": components["schemas"]["Problem"];
                 };
             };
             /** @description The request body is too large */
             413: {
                 headers: {
+                    "X-Request-Id": components["headers"]["X-Request-Id"];
+                    "RateLimit-Limit": components["headers"]["RateLimit-Limit"];
+                    "RateLimit-Remaining": components["headers"]["RateLimit-Remaining"];
+                    "RateLimit-Reset": components["headers"]["RateLimit-Reset"];
                     [name: string]: unknown;
                 };
                 content: {
+                    /** @example {
+                     *       "type": "urn:catalog-api:problem:payload-too-large",
+                     *       "title": "Payload Too Large",
+                     *       "status": 413,
+                     *       "detail": "Request body is too large",
+                     *       "instance": "/api/v1/items/0196f1c2-7a8b-7cde-8f01-23456789abcd"
+                     *     } */
                     "application/problem+json": components["schemas"]["Problem"];
                 };
             };
             /** @description The request body media type is not supported by this operation */
             415: {
                 headers: {
+                    "X-Request-Id": components["headers"]["X-Request-Id"];
+                    "RateLimit-Limit": components["headers"]["RateLimit-Limit"];
+                    "RateLimit-Remaining": components["headers"]["RateLimit-Remaining"];
+                    "RateLimit-Reset": components["headers"]["RateLimit-Reset"];
                     [name: string]: unknown;
                 };
                 content: {
+                    /** @example {
+                     *       "type": "urn:catalog-api:problem:unsupported-media-type",
+                     *       "title": "Unsupported Media Type",
+                     *       "status": 415,
+                     *       "detail": "This operation accepts application/json, not text/plain",
+                     *       "instance": "/api/v1/items/0196f1c2-7a8b-7cde-8f01-23456789abcd"
+                     *     } */
                     "application/problem+json": components["schemas"]["Problem"];
                 };
             };
             /** @description Too many requests: retry after `Retry-After` seconds */
             429: {
                 headers: {
+                    "X-Request-Id": components["headers"]["X-Request-Id"];
+                    "RateLimit-Limit": components["headers"]["RateLimit-Limit"];
+                    "RateLimit-Remaining": components["headers"]["RateLimit-Remaining"];
+                    "RateLimit-Reset": components["headers"]["RateLimit-Reset"];
+                    "Retry-After": components["headers"]["Retry-After"];
                     [name: string]: unknown;
                 };
                 content: {
+                    /** @example {
+                     *       "type": "urn:catalog-api:problem:rate-limited",
+                     *       "title": "Too Many Requests",
+                     *       "status": 429,
+                     *       "detail": "Too many requests: retry in 42 seconds",
+                     *       "instance": "/api/v1/items/0196f1c2-7a8b-7cde-8f01-23456789abcd"
+                     *     } */
                     "application/problem+json": components["schemas"]["Problem"];
                 };
             };
             /** @description An unexpected error occurred */
             500: {
                 headers: {
+                    "X-Request-Id": components["headers"]["X-Request-Id"];
+                    "RateLimit-Limit": components["headers"]["RateLimit-Limit"];
+                    "RateLimit-Remaining": components["headers"]["RateLimit-Remaining"];
+                    "RateLimit-Reset": components["headers"]["RateLimit-Reset"];
                     [name: string]: unknown;
                 };
                 content: {
+                    /** @example {
+                     *       "type": "urn:catalog-api:problem:internal-error",
+                     *       "title": "Internal Server Error",
+                     *       "status": 500,
+                     *       "detail": "An unexpected error occurred; the request id identifies it in the server log",
+                     *       "instance": "/api/v1/items/0196f1c2-7a8b-7cde-8f01-23456789abcd"
+                     *     } */
                     "application/problem+json": components["schemas"]["Problem"];
                 };
             };
             /** @description The service is unavailable (shutting down, overloaded or its database is unreachable) */
             503: {
                 headers: {
+                    "X-Request-Id": components["headers"]["X-Request-Id"];
+                    "RateLimit-Limit": components["headers"]["RateLimit-Limit"];
+                    "RateLimit-Remaining": components["headers"]["RateLimit-Remaining"];
+                    "RateLimit-Reset": components["headers"]["RateLimit-Reset"];
+                    "Retry-After": components["headers"]["Retry-After"];
                     [name: string]: unknown;
                 };
                 content: {
+                    /** @example {
+                     *       "type": "urn:catalog-api:problem:service-unavailable",
+                     *       "title": "Service Unavailable",
+                     *       "status": 503,
+                     *       "detail": "The server is shutting down",
+                     *       "instance": "/api/v1/items/0196f1c2-7a8b-7cde-8f01-23456789abcd"
+                     *     } */
                     "application/problem+json": components["schemas"]["Problem"];
                 };
             };
@@ -2929,6 +4591,10 @@ export interface operations {
             /** @description Deleted */
             204: {
                 headers: {
+                    "X-Request-Id": components["headers"]["X-Request-Id"];
+                    "RateLimit-Limit": components["headers"]["RateLimit-Limit"];
+                    "RateLimit-Remaining": components["headers"]["RateLimit-Remaining"];
+                    "RateLimit-Reset": components["headers"]["RateLimit-Reset"];
                     [name: string]: unknown;
                 };
                 content?: never;
@@ -2936,81 +4602,191 @@ export interface operations {
             /** @description The request is invalid: every failing field is listed in `errors` */
             400: {
                 headers: {
+                    "X-Request-Id": components["headers"]["X-Request-Id"];
+                    "RateLimit-Limit": components["headers"]["RateLimit-Limit"];
+                    "RateLimit-Remaining": components["headers"]["RateLimit-Remaining"];
+                    "RateLimit-Reset": components["headers"]["RateLimit-Reset"];
                     [name: string]: unknown;
                 };
                 content: {
+                    /** @example {
+                     *       "type": "urn:catalog-api:problem:validation-error",
+                     *       "title": "Bad Request",
+                     *       "status": 400,
+                     *       "detail": "The request body is invalid",
+                     *       "instance": "/api/v1/items/0196f1c2-7a8b-7cde-8f01-23456789abcd",
+                     *       "errors": [
+                     *         {
+                     *           "in": "body",
+                     *           "path": "/price",
+                     *           "message": "must be <= 1000000000"
+                     *         }
+                     *       ]
+                     *     } */
                     "application/problem+json": components["schemas"]["Problem"];
                 };
             };
             /** @description The access token is missing, invalid or expired */
             401: {
                 headers: {
+                    "X-Request-Id": components["headers"]["X-Request-Id"];
+                    "RateLimit-Limit": components["headers"]["RateLimit-Limit"];
+                    "RateLimit-Remaining": components["headers"]["RateLimit-Remaining"];
+                    "RateLimit-Reset": components["headers"]["RateLimit-Reset"];
+                    "WWW-Authenticate": components["headers"]["WWW-Authenticate"];
                     [name: string]: unknown;
                 };
                 content: {
+                    /** @example {
+                     *       "type": "urn:catalog-api:problem:invalid-token",
+                     *       "title": "Unauthorized",
+                     *       "status": 401,
+                     *       "detail": "The access token has expired",
+                     *       "instance": "/api/v1/items/0196f1c2-7a8b-7cde-8f01-23456789abcd"
+                     *     } */
                     "application/problem+json": components["schemas"]["Problem"];
                 };
             };
             /** @description The access token lacks a required scope, or the resource belongs to someone else */
             403: {
                 headers: {
+                    "X-Request-Id": components["headers"]["X-Request-Id"];
+                    "RateLimit-Limit": components["headers"]["RateLimit-Limit"];
+                    "RateLimit-Remaining": components["headers"]["RateLimit-Remaining"];
+                    "RateLimit-Reset": components["headers"]["RateLimit-Reset"];
+                    "WWW-Authenticate": components["headers"]["WWW-Authenticate"];
                     [name: string]: unknown;
                 };
                 content: {
+                    /** @example {
+                     *       "type": "urn:catalog-api:problem:insufficient-scope",
+                     *       "title": "Forbidden",
+                     *       "status": 403,
+                     *       "detail": "This operation needs the scope items:write",
+                     *       "instance": "/api/v1/items/0196f1c2-7a8b-7cde-8f01-23456789abcd"
+                     *     } */
                     "application/problem+json": components["schemas"]["Problem"];
                 };
             };
             /** @description No such resource */
             404: {
                 headers: {
+                    "X-Request-Id": components["headers"]["X-Request-Id"];
+                    "RateLimit-Limit": components["headers"]["RateLimit-Limit"];
+                    "RateLimit-Remaining": components["headers"]["RateLimit-Remaining"];
+                    "RateLimit-Reset": components["headers"]["RateLimit-Reset"];
                     [name: string]: unknown;
                 };
                 content: {
+                    /** @example {
+                     *       "type": "urn:catalog-api:problem:not-found",
+                     *       "title": "Not Found",
+                     *       "status": 404,
+                     *       "detail": "No item has this id",
+                     *       "instance": "/api/v1/items/0196f1c2-7a8b-7cde-8f01-23456789abcd"
+                     *     } */
                     "application/problem+json": components["schemas"]["Problem"];
                 };
             };
             /** @description The request conflicts with the current state */
             409: {
                 headers: {
+                    "X-Request-Id": components["headers"]["X-Request-Id"];
+                    "RateLimit-Limit": components["headers"]["RateLimit-Limit"];
+                    "RateLimit-Remaining": components["headers"]["RateLimit-Remaining"];
+                    "RateLimit-Reset": components["headers"]["RateLimit-Reset"];
                     [name: string]: unknown;
                 };
                 content: {
+                    /** @example {
+                     *       "type": "urn:catalog-api:problem:edit-conflict",
+                     *       "title": "Conflict",
+                     *       "status": 409,
+                     *       "detail": "The item is changing too often to apply this change: retry",
+                     *       "instance": "/api/v1/items/0196f1c2-7a8b-7cde-8f01-23456789abcd"
+                     *     } */
                     "application/problem+json": components["schemas"]["Problem"];
                 };
             };
             /** @description The `If-Match` precondition failed */
             412: {
                 headers: {
+                    "X-Request-Id": components["headers"]["X-Request-Id"];
+                    "RateLimit-Limit": components["headers"]["RateLimit-Limit"];
+                    "RateLimit-Remaining": components["headers"]["RateLimit-Remaining"];
+                    "RateLimit-Reset": components["headers"]["RateLimit-Reset"];
                     [name: string]: unknown;
                 };
                 content: {
+                    /** @example {
+                     *       "type": "urn:catalog-api:problem:precondition-failed",
+                     *       "title": "Precondition Failed",
+                     *       "status": 412,
+                     *       "detail": "The item has changed since the version named in If-Match: fetch it again",
+                     *       "instance": "/api/v1/items/0196f1c2-7a8b-7cde-8f01-23456789abcd"
+                     *     } */
                     "application/problem+json": components["schemas"]["Problem"];
                 };
             };
             /** @description Too many requests: retry after `Retry-After` seconds */
             429: {
                 headers: {
+                    "X-Request-Id": components["headers"]["X-Request-Id"];
+                    "RateLimit-Limit": components["headers"]["RateLimit-Limit"];
+                    "RateLimit-Remaining": components["headers"]["RateLimit-Remaining"];
+                    "RateLimit-Reset": components["headers"]["RateLimit-Reset"];
+                    "Retry-After": components["headers"]["Retry-After"];
                     [name: string]: unknown;
                 };
                 content: {
+                    /** @example {
+                     *       "type": "urn:catalog-api:problem:rate-limited",
+                     *       "title": "Too Many Requests",
+                     *       "status": 429,
+                     *       "detail": "Too many requests: retry in 42 seconds",
+                     *       "instance": "/api/v1/items/0196f1c2-7a8b-7cde-8f01-23456789abcd"
+                     *     } */
                     "application/problem+json": components["schemas"]["Problem"];
                 };
             };
             /** @description An unexpected error occurred */
             500: {
                 headers: {
+                    "X-Request-Id": components["headers"]["X-Request-Id"];
+                    "RateLimit-Limit": components["headers"]["RateLimit-Limit"];
+                    "RateLimit-Remaining": components["headers"]["RateLimit-Remaining"];
+                    "RateLimit-Reset": components["headers"]["RateLimit-Reset"];
                     [name: string]: unknown;
                 };
                 content: {
+                    /** @example {
+                     *       "type": "urn:catalog-api:problem:internal-error",
+                     *       "title": "Internal Server Error",
+                     *       "status": 500,
+                     *       "detail": "An unexpected error occurred; the request id identifies it in the server log",
+                     *       "instance": "/api/v1/items/0196f1c2-7a8b-7cde-8f01-23456789abcd"
+                     *     } */
                     "application/problem+json": components["schemas"]["Problem"];
                 };
             };
             /** @description The service is unavailable (shutting down, overloaded or its database is unreachable) */
             503: {
                 headers: {
+                    "X-Request-Id": components["headers"]["X-Request-Id"];
+                    "RateLimit-Limit": components["headers"]["RateLimit-Limit"];
+                    "RateLimit-Remaining": components["headers"]["RateLimit-Remaining"];
+                    "RateLimit-Reset": components["headers"]["RateLimit-Reset"];
+                    "Retry-After": components["headers"]["Retry-After"];
                     [name: string]: unknown;
                 };
                 content: {
+                    /** @example {
+                     *       "type": "urn:catalog-api:problem:service-unavailable",
+                     *       "title": "Service Unavailable",
+                     *       "status": 503,
+                     *       "detail": "The server is shutting down",
+                     *       "instance": "/api/v1/items/0196f1c2-7a8b-7cde-8f01-23456789abcd"
+                     *     } */
                     "application/problem+json": components["schemas"]["Problem"];
                 };
             };
@@ -3042,6 +4818,10 @@ export interface operations {
             /** @description The changed item */
             200: {
                 headers: {
+                    "X-Request-Id": components["headers"]["X-Request-Id"];
+                    "RateLimit-Limit": components["headers"]["RateLimit-Limit"];
+                    "RateLimit-Remaining": components["headers"]["RateLimit-Remaining"];
+                    "RateLimit-Reset": components["headers"]["RateLimit-Reset"];
                     /** @description Strong entity tag of this version of the item; send it in `If-Match` or `If-None-Match` */
                     ETag?: string;
                     [name: string]: unknown;
@@ -3053,99 +4833,231 @@ export interface operations {
             /** @description The request is invalid: every failing field is listed in `errors` */
             400: {
                 headers: {
+                    "X-Request-Id": components["headers"]["X-Request-Id"];
+                    "RateLimit-Limit": components["headers"]["RateLimit-Limit"];
+                    "RateLimit-Remaining": components["headers"]["RateLimit-Remaining"];
+                    "RateLimit-Reset": components["headers"]["RateLimit-Reset"];
                     [name: string]: unknown;
                 };
                 content: {
+                    /** @example {
+                     *       "type": "urn:catalog-api:problem:validation-error",
+                     *       "title": "Bad Request",
+                     *       "status": 400,
+                     *       "detail": "The request body is invalid",
+                     *       "instance": "/api/v1/items/0196f1c2-7a8b-7cde-8f01-23456789abcd",
+                     *       "errors": [
+                     *         {
+                     *           "in": "body",
+                     *           "path": "/price",
+                     *           "message": "must be <= 1000000000"
+                     *         }
+                     *       ]
+                     *     } */
                     "application/problem+json": components["schemas"]["Problem"];
                 };
             };
             /** @description The access token is missing, invalid or expired */
             401: {
                 headers: {
+                    "X-Request-Id": components["headers"]["X-Request-Id"];
+                    "RateLimit-Limit": components["headers"]["RateLimit-Limit"];
+                    "RateLimit-Remaining": components["headers"]["RateLimit-Remaining"];
+                    "RateLimit-Reset": components["headers"]["RateLimit-Reset"];
+                    "WWW-Authenticate": components["headers"]["WWW-Authenticate"];
                     [name: string]: unknown;
                 };
                 content: {
+                    /** @example {
+                     *       "type": "urn:catalog-api:problem:invalid-token",
+                     *       "title": "Unauthorized",
+                     *       "status": 401,
+                     *       "detail": "The access token has expired",
+                     *       "instance": "/api/v1/items/0196f1c2-7a8b-7cde-8f01-23456789abcd"
+                     *     } */
                     "application/problem+json": components["schemas"]["Problem"];
                 };
             };
             /** @description The access token lacks a required scope, or the resource belongs to someone else */
             403: {
                 headers: {
+                    "X-Request-Id": components["headers"]["X-Request-Id"];
+                    "RateLimit-Limit": components["headers"]["RateLimit-Limit"];
+                    "RateLimit-Remaining": components["headers"]["RateLimit-Remaining"];
+                    "RateLimit-Reset": components["headers"]["RateLimit-Reset"];
+                    "WWW-Authenticate": components["headers"]["WWW-Authenticate"];
                     [name: string]: unknown;
                 };
                 content: {
+                    /** @example {
+                     *       "type": "urn:catalog-api:problem:insufficient-scope",
+                     *       "title": "Forbidden",
+                     *       "status": 403,
+                     *       "detail": "This operation needs the scope items:write",
+                     *       "instance": "/api/v1/items/0196f1c2-7a8b-7cde-8f01-23456789abcd"
+                     *     } */
                     "application/problem+json": components["schemas"]["Problem"];
                 };
             };
             /** @description No such resource */
             404: {
                 headers: {
+                    "X-Request-Id": components["headers"]["X-Request-Id"];
+                    "RateLimit-Limit": components["headers"]["RateLimit-Limit"];
+                    "RateLimit-Remaining": components["headers"]["RateLimit-Remaining"];
+                    "RateLimit-Reset": components["headers"]["RateLimit-Reset"];
                     [name: string]: unknown;
                 };
                 content: {
+                    /** @example {
+                     *       "type": "urn:catalog-api:problem:not-found",
+                     *       "title": "Not Found",
+                     *       "status": 404,
+                     *       "detail": "No item has this id",
+                     *       "instance": "/api/v1/items/0196f1c2-7a8b-7cde-8f01-23456789abcd"
+                     *     } */
                     "application/problem+json": components["schemas"]["Problem"];
                 };
             };
             /** @description The request conflicts with the current state */
             409: {
                 headers: {
+                    "X-Request-Id": components["headers"]["X-Request-Id"];
+                    "RateLimit-Limit": components["headers"]["RateLimit-Limit"];
+                    "RateLimit-Remaining": components["headers"]["RateLimit-Remaining"];
+                    "RateLimit-Reset": components["headers"]["RateLimit-Reset"];
                     [name: string]: unknown;
                 };
                 content: {
+                    /** @example {
+                     *       "type": "urn:catalog-api:problem:edit-conflict",
+                     *       "title": "Conflict",
+                     *       "status": 409,
+                     *       "detail": "The item is changing too often to apply this change: retry",
+                     *       "instance": "/api/v1/items/0196f1c2-7a8b-7cde-8f01-23456789abcd"
+                     *     } */
                     "application/problem+json": components["schemas"]["Problem"];
                 };
             };
             /** @description The `If-Match` precondition failed */
             412: {
                 headers: {
+                    "X-Request-Id": components["headers"]["X-Request-Id"];
+                    "RateLimit-Limit": components["headers"]["RateLimit-Limit"];
+                    "RateLimit-Remaining": components["headers"]["RateLimit-Remaining"];
+                    "RateLimit-Reset": components["headers"]["RateLimit-Reset"];
                     [name: string]: unknown;
                 };
                 content: {
+                    /** @example {
+                     *       "type": "urn:catalog-api:problem:precondition-failed",
+                     *       "title": "Precondition Failed",
+                     *       "status": 412,
+                     *       "detail": "The item has changed since the version named in If-Match: fetch it again",
+                     *       "instance": "/api/v1/items/0196f1c2-7a8b-7cde-8f01-23456789abcd"
+                     *     } */
                     "application/problem+json": components["schemas"]["Problem"];
                 };
             };
             /** @description The request body is too large */
             413: {
                 headers: {
+                    "X-Request-Id": components["headers"]["X-Request-Id"];
+                    "RateLimit-Limit": components["headers"]["RateLimit-Limit"];
+                    "RateLimit-Remaining": components["headers"]["RateLimit-Remaining"];
+                    "RateLimit-Reset": components["headers"]["RateLimit-Reset"];
                     [name: string]: unknown;
                 };
                 content: {
+                    /** @example {
+                     *       "type": "urn:catalog-api:problem:payload-too-large",
+                     *       "title": "Payload Too Large",
+                     *       "status": 413,
+                     *       "detail": "Request body is too large",
+                     *       "instance": "/api/v1/items/0196f1c2-7a8b-7cde-8f01-23456789abcd"
+                     *     } */
                     "application/problem+json": components["schemas"]["Problem"];
                 };
             };
             /** @description The request body media type is not supported by this operation */
             415: {
                 headers: {
+                    "X-Request-Id": components["headers"]["X-Request-Id"];
+                    "RateLimit-Limit": components["headers"]["RateLimit-Limit"];
+                    "RateLimit-Remaining": components["headers"]["RateLimit-Remaining"];
+                    "RateLimit-Reset": components["headers"]["RateLimit-Reset"];
                     [name: string]: unknown;
                 };
                 content: {
+                    /** @example {
+                     *       "type": "urn:catalog-api:problem:unsupported-media-type",
+                     *       "title": "Unsupported Media Type",
+                     *       "status": 415,
+                     *       "detail": "This operation accepts application/json, not text/plain",
+                     *       "instance": "/api/v1/items/0196f1c2-7a8b-7cde-8f01-23456789abcd"
+                     *     } */
                     "application/problem+json": components["schemas"]["Problem"];
                 };
             };
             /** @description Too many requests: retry after `Retry-After` seconds */
             429: {
                 headers: {
+                    "X-Request-Id": components["headers"]["X-Request-Id"];
+                    "RateLimit-Limit": components["headers"]["RateLimit-Limit"];
+                    "RateLimit-Remaining": components["headers"]["RateLimit-Remaining"];
+                    "RateLimit-Reset": components["headers"]["RateLimit-Reset"];
+                    "Retry-After": components["headers"]["Retry-After"];
                     [name: string]: unknown;
                 };
                 content: {
+                    /** @example {
+                     *       "type": "urn:catalog-api:problem:rate-limited",
+                     *       "title": "Too Many Requests",
+                     *       "status": 429,
+                     *       "detail": "Too many requests: retry in 42 seconds",
+                     *       "instance": "/api/v1/items/0196f1c2-7a8b-7cde-8f01-23456789abcd"
+                     *     } */
                     "application/problem+json": components["schemas"]["Problem"];
                 };
             };
             /** @description An unexpected error occurred */
             500: {
                 headers: {
+                    "X-Request-Id": components["headers"]["X-Request-Id"];
+                    "RateLimit-Limit": components["headers"]["RateLimit-Limit"];
+                    "RateLimit-Remaining": components["headers"]["RateLimit-Remaining"];
+                    "RateLimit-Reset": components["headers"]["RateLimit-Reset"];
                     [name: string]: unknown;
                 };
                 content: {
+                    /** @example {
+                     *       "type": "urn:catalog-api:problem:internal-error",
+                     *       "title": "Internal Server Error",
+                     *       "status": 500,
+                     *       "detail": "An unexpected error occurred; the request id identifies it in the server log",
+                     *       "instance": "/api/v1/items/0196f1c2-7a8b-7cde-8f01-23456789abcd"
+                     *     } */
                     "application/problem+json": components["schemas"]["Problem"];
                 };
             };
             /** @description The service is unavailable (shutting down, overloaded or its database is unreachable) */
             503: {
                 headers: {
+                    "X-Request-Id": components["headers"]["X-Request-Id"];
+                    "RateLimit-Limit": components["headers"]["RateLimit-Limit"];
+                    "RateLimit-Remaining": components["headers"]["RateLimit-Remaining"];
+                    "RateLimit-Reset": components["headers"]["RateLimit-Reset"];
+                    "Retry-After": components["headers"]["Retry-After"];
                     [name: string]: unknown;
                 };
                 content: {
+                    /** @example {
+                     *       "type": "urn:catalog-api:problem:service-unavailable",
+                     *       "title": "Service Unavailable",
+                     *       "status": 503,
+                     *       "detail": "The server is shutting down",
+                     *       "instance": "/api/v1/items/0196f1c2-7a8b-7cde-8f01-23456789abcd"
+                     *     } */
                     "application/problem+json": components["schemas"]["Problem"];
                 };
             };
@@ -3173,6 +5085,11 @@ export interface operations {
             /** @description Accepted: the import is queued */
             202: {
                 headers: {
+                    "X-Request-Id": components["headers"]["X-Request-Id"];
+                    "RateLimit-Limit": components["headers"]["RateLimit-Limit"];
+                    "RateLimit-Remaining": components["headers"]["RateLimit-Remaining"];
+                    "RateLimit-Reset": components["headers"]["RateLimit-Reset"];
+                    "Idempotent-Replayed": components["headers"]["Idempotent-Replayed"];
                     /** @description The URL of the job */
                     Location?: string;
                     /** @description The strong entity tag of the job as it is now; send it as `If-None-Match` */
@@ -3186,90 +5103,211 @@ export interface operations {
             /** @description The request is invalid: every failing field is listed in `errors` */
             400: {
                 headers: {
+                    "X-Request-Id": components["headers"]["X-Request-Id"];
+                    "RateLimit-Limit": components["headers"]["RateLimit-Limit"];
+                    "RateLimit-Remaining": components["headers"]["RateLimit-Remaining"];
+                    "RateLimit-Reset": components["headers"]["RateLimit-Reset"];
                     [name: string]: unknown;
                 };
                 content: {
+                    /** @example {
+                     *       "type": "urn:catalog-api:problem:validation-error",
+                     *       "title": "Bad Request",
+                     *       "status": 400,
+                     *       "detail": "The request body is invalid",
+                     *       "instance": "/api/v1/items/0196f1c2-7a8b-7cde-8f01-23456789abcd",
+                     *       "errors": [
+                     *         {
+                     *           "in": "body",
+                     *           "path": "/price",
+                     *           "message": "must be <= 1000000000"
+                     *         }
+                     *       ]
+                     *     } */
                     "application/problem+json": components["schemas"]["Problem"];
                 };
             };
             /** @description The access token is missing, invalid or expired */
             401: {
                 headers: {
+                    "X-Request-Id": components["headers"]["X-Request-Id"];
+                    "RateLimit-Limit": components["headers"]["RateLimit-Limit"];
+                    "RateLimit-Remaining": components["headers"]["RateLimit-Remaining"];
+                    "RateLimit-Reset": components["headers"]["RateLimit-Reset"];
+                    "WWW-Authenticate": components["headers"]["WWW-Authenticate"];
                     [name: string]: unknown;
                 };
                 content: {
+                    /** @example {
+                     *       "type": "urn:catalog-api:problem:invalid-token",
+                     *       "title": "Unauthorized",
+                     *       "status": 401,
+                     *       "detail": "The access token has expired",
+                     *       "instance": "/api/v1/items/0196f1c2-7a8b-7cde-8f01-23456789abcd"
+                     *     } */
                     "application/problem+json": components["schemas"]["Problem"];
                 };
             };
             /** @description The access token lacks a required scope, or the resource belongs to someone else */
             403: {
                 headers: {
+                    "X-Request-Id": components["headers"]["X-Request-Id"];
+                    "RateLimit-Limit": components["headers"]["RateLimit-Limit"];
+                    "RateLimit-Remaining": components["headers"]["RateLimit-Remaining"];
+                    "RateLimit-Reset": components["headers"]["RateLimit-Reset"];
+                    "WWW-Authenticate": components["headers"]["WWW-Authenticate"];
                     [name: string]: unknown;
                 };
                 content: {
+                    /** @example {
+                     *       "type": "urn:catalog-api:problem:insufficient-scope",
+                     *       "title": "Forbidden",
+                     *       "status": 403,
+                     *       "detail": "This operation needs the scope items:write",
+                     *       "instance": "/api/v1/items/0196f1c2-7a8b-7cde-8f01-23456789abcd"
+                     *     } */
                     "application/problem+json": components["schemas"]["Problem"];
                 };
             };
             /** @description A request with this `Idempotency-Key` is still in progress, or the request conflicts with the current state */
             409: {
                 headers: {
+                    "X-Request-Id": components["headers"]["X-Request-Id"];
+                    "RateLimit-Limit": components["headers"]["RateLimit-Limit"];
+                    "RateLimit-Remaining": components["headers"]["RateLimit-Remaining"];
+                    "RateLimit-Reset": components["headers"]["RateLimit-Reset"];
                     [name: string]: unknown;
                 };
                 content: {
+                    /** @example {
+                     *       "type": "urn:catalog-api:problem:edit-conflict",
+                     *       "title": "Conflict",
+                     *       "status": 409,
+                     *       "detail": "The item is changing too often to apply this change: retry",
+                     *       "instance": "/api/v1/items/0196f1c2-7a8b-7cde-8f01-23456789abcd"
+                     *     } */
                     "application/problem+json": components["schemas"]["Problem"];
                 };
             };
             /** @description The request body is too large */
             413: {
                 headers: {
+                    "X-Request-Id": components["headers"]["X-Request-Id"];
+                    "RateLimit-Limit": components["headers"]["RateLimit-Limit"];
+                    "RateLimit-Remaining": components["headers"]["RateLimit-Remaining"];
+                    "RateLimit-Reset": components["headers"]["RateLimit-Reset"];
                     [name: string]: unknown;
                 };
                 content: {
+                    /** @example {
+                     *       "type": "urn:catalog-api:problem:payload-too-large",
+                     *       "title": "Payload Too Large",
+                     *       "status": 413,
+                     *       "detail": "Request body is too large",
+                     *       "instance": "/api/v1/items/0196f1c2-7a8b-7cde-8f01-23456789abcd"
+                     *     } */
                     "application/problem+json": components["schemas"]["Problem"];
                 };
             };
             /** @description The request body media type is not supported by this operation */
             415: {
                 headers: {
+                    "X-Request-Id": components["headers"]["X-Request-Id"];
+                    "RateLimit-Limit": components["headers"]["RateLimit-Limit"];
+                    "RateLimit-Remaining": components["headers"]["RateLimit-Remaining"];
+                    "RateLimit-Reset": components["headers"]["RateLimit-Reset"];
                     [name: string]: unknown;
                 };
                 content: {
+                    /** @example {
+                     *       "type": "urn:catalog-api:problem:unsupported-media-type",
+                     *       "title": "Unsupported Media Type",
+                     *       "status": 415,
+                     *       "detail": "This operation accepts application/json, not text/plain",
+                     *       "instance": "/api/v1/items/0196f1c2-7a8b-7cde-8f01-23456789abcd"
+                     *     } */
                     "application/problem+json": components["schemas"]["Problem"];
                 };
             };
             /** @description This `Idempotency-Key` was used with another request */
             422: {
                 headers: {
+                    "X-Request-Id": components["headers"]["X-Request-Id"];
+                    "RateLimit-Limit": components["headers"]["RateLimit-Limit"];
+                    "RateLimit-Remaining": components["headers"]["RateLimit-Remaining"];
+                    "RateLimit-Reset": components["headers"]["RateLimit-Reset"];
                     [name: string]: unknown;
                 };
                 content: {
+                    /** @example {
+                     *       "type": "urn:catalog-api:problem:idempotency-key-reused",
+                     *       "title": "Unprocessable Entity",
+                     *       "status": 422,
+                     *       "detail": "This Idempotency-Key was used with another request",
+                     *       "instance": "/api/v1/items/0196f1c2-7a8b-7cde-8f01-23456789abcd"
+                     *     } */
                     "application/problem+json": components["schemas"]["Problem"];
                 };
             };
             /** @description Too many requests: retry after `Retry-After` seconds */
             429: {
                 headers: {
+                    "X-Request-Id": components["headers"]["X-Request-Id"];
+                    "RateLimit-Limit": components["headers"]["RateLimit-Limit"];
+                    "RateLimit-Remaining": components["headers"]["RateLimit-Remaining"];
+                    "RateLimit-Reset": components["headers"]["RateLimit-Reset"];
+                    "Retry-After": components["headers"]["Retry-After"];
                     [name: string]: unknown;
                 };
                 content: {
+                    /** @example {
+                     *       "type": "urn:catalog-api:problem:rate-limited",
+                     *       "title": "Too Many Requests",
+                     *       "status": 429,
+                     *       "detail": "Too many requests: retry in 42 seconds",
+                     *       "instance": "/api/v1/items/0196f1c2-7a8b-7cde-8f01-23456789abcd"
+                     *     } */
                     "application/problem+json": components["schemas"]["Problem"];
                 };
             };
             /** @description An unexpected error occurred */
             500: {
                 headers: {
+                    "X-Request-Id": components["headers"]["X-Request-Id"];
+                    "RateLimit-Limit": components["headers"]["RateLimit-Limit"];
+                    "RateLimit-Remaining": components["headers"]["RateLimit-Remaining"];
+                    "RateLimit-Reset": components["headers"]["RateLimit-Reset"];
                     [name: string]: unknown;
                 };
                 content: {
+                    /** @example {
+                     *       "type": "urn:catalog-api:problem:internal-error",
+                     *       "title": "Internal Server Error",
+                     *       "status": 500,
+                     *       "detail": "An unexpected error occurred; the request id identifies it in the server log",
+                     *       "instance": "/api/v1/items/0196f1c2-7a8b-7cde-8f01-23456789abcd"
+                     *     } */
                     "application/problem+json": components["schemas"]["Problem"];
                 };
             };
             /** @description The service is unavailable (shutting down, overloaded or its database is unreachable) */
             503: {
                 headers: {
+                    "X-Request-Id": components["headers"]["X-Request-Id"];
+                    "RateLimit-Limit": components["headers"]["RateLimit-Limit"];
+                    "RateLimit-Remaining": components["headers"]["RateLimit-Remaining"];
+                    "RateLimit-Reset": components["headers"]["RateLimit-Reset"];
+                    "Retry-After": components["headers"]["Retry-After"];
                     [name: string]: unknown;
                 };
                 content: {
+                    /** @example {
+                     *       "type": "urn:catalog-api:problem:service-unavailable",
+                     *       "title": "Service Unavailable",
+                     *       "status": 503,
+                     *       "detail": "The server is shutting down",
+                     *       "instance": "/api/v1/items/0196f1c2-7a8b-7cde-8f01-23456789abcd"
+                     *     } */
                     "application/problem+json": components["schemas"]["Problem"];
                 };
             };
@@ -3278,7 +5316,13 @@ export interface operations {
     getJob: {
         parameters: {
             query?: never;
-            header?: never;
+            header?: {
+                /**
+                 * @description Answer 304 without a body when the job's current `ETag` is one of these (weak comparison), or for `*`
+                 * @example "kq3Z0a6l1hB2c7D9e0F4g8H5i1J"
+                 */
+                "If-None-Match"?: string;
+            };
             path: {
                 /** @description The resource id */
                 id: string;
@@ -3290,8 +5334,14 @@ export interface operations {
             /** @description The job */
             200: {
                 headers: {
+                    "X-Request-Id": components["headers"]["X-Request-Id"];
+                    "RateLimit-Limit": components["headers"]["RateLimit-Limit"];
+                    "RateLimit-Remaining": components["headers"]["RateLimit-Remaining"];
+                    "RateLimit-Reset": components["headers"]["RateLimit-Reset"];
                     /** @description The strong entity tag of the job as it is now; send it as `If-None-Match` */
                     ETag?: string;
+                    /** @description `private, no-cache` */
+                    "Cache-Control"?: string;
                     [name: string]: unknown;
                 };
                 content: {
@@ -3301,8 +5351,14 @@ export interface operations {
             /** @description Not modified: `If-None-Match` matches the current `ETag` */
             304: {
                 headers: {
+                    "X-Request-Id": components["headers"]["X-Request-Id"];
+                    "RateLimit-Limit": components["headers"]["RateLimit-Limit"];
+                    "RateLimit-Remaining": components["headers"]["RateLimit-Remaining"];
+                    "RateLimit-Reset": components["headers"]["RateLimit-Reset"];
                     /** @description The strong entity tag of the job as it is now; send it as `If-None-Match` */
                     ETag?: string;
+                    /** @description `private, no-cache` */
+                    "Cache-Control"?: string;
                     [name: string]: unknown;
                 };
                 content?: never;
@@ -3310,63 +5366,151 @@ export interface operations {
             /** @description The request is invalid: every failing field is listed in `errors` */
             400: {
                 headers: {
+                    "X-Request-Id": components["headers"]["X-Request-Id"];
+                    "RateLimit-Limit": components["headers"]["RateLimit-Limit"];
+                    "RateLimit-Remaining": components["headers"]["RateLimit-Remaining"];
+                    "RateLimit-Reset": components["headers"]["RateLimit-Reset"];
                     [name: string]: unknown;
                 };
                 content: {
+                    /** @example {
+                     *       "type": "urn:catalog-api:problem:validation-error",
+                     *       "title": "Bad Request",
+                     *       "status": 400,
+                     *       "detail": "The request body is invalid",
+                     *       "instance": "/api/v1/items/0196f1c2-7a8b-7cde-8f01-23456789abcd",
+                     *       "errors": [
+                     *         {
+                     *           "in": "body",
+                     *           "path": "/price",
+                     *           "message": "must be <= 1000000000"
+                     *         }
+                     *       ]
+                     *     } */
                     "application/problem+json": components["schemas"]["Problem"];
                 };
             };
             /** @description The access token is missing, invalid or expired */
             401: {
                 headers: {
+                    "X-Request-Id": components["headers"]["X-Request-Id"];
+                    "RateLimit-Limit": components["headers"]["RateLimit-Limit"];
+                    "RateLimit-Remaining": components["headers"]["RateLimit-Remaining"];
+                    "RateLimit-Reset": components["headers"]["RateLimit-Reset"];
+                    "WWW-Authenticate": components["headers"]["WWW-Authenticate"];
                     [name: string]: unknown;
                 };
                 content: {
+                    /** @example {
+                     *       "type": "urn:catalog-api:problem:invalid-token",
+                     *       "title": "Unauthorized",
+                     *       "status": 401,
+                     *       "detail": "The access token has expired",
+                     *       "instance": "/api/v1/items/0196f1c2-7a8b-7cde-8f01-23456789abcd"
+                     *     } */
                     "application/problem+json": components["schemas"]["Problem"];
                 };
             };
             /** @description The access token lacks a required scope, or the resource belongs to someone else */
             403: {
                 headers: {
+                    "X-Request-Id": components["headers"]["X-Request-Id"];
+                    "RateLimit-Limit": components["headers"]["RateLimit-Limit"];
+                    "RateLimit-Remaining": components["headers"]["RateLimit-Remaining"];
+                    "RateLimit-Reset": components["headers"]["RateLimit-Reset"];
+                    "WWW-Authenticate": components["headers"]["WWW-Authenticate"];
                     [name: string]: unknown;
                 };
                 content: {
+                    /** @example {
+                     *       "type": "urn:catalog-api:problem:insufficient-scope",
+                     *       "title": "Forbidden",
+                     *       "status": 403,
+                     *       "detail": "This operation needs the scope items:write",
+                     *       "instance": "/api/v1/items/0196f1c2-7a8b-7cde-8f01-23456789abcd"
+                     *     } */
                     "application/problem+json": components["schemas"]["Problem"];
                 };
             };
             /** @description No such resource */
             404: {
                 headers: {
+                    "X-Request-Id": components["headers"]["X-Request-Id"];
+                    "RateLimit-Limit": components["headers"]["RateLimit-Limit"];
+                    "RateLimit-Remaining": components["headers"]["RateLimit-Remaining"];
+                    "RateLimit-Reset": components["headers"]["RateLimit-Reset"];
                     [name: string]: unknown;
                 };
                 content: {
+                    /** @example {
+                     *       "type": "urn:catalog-api:problem:not-found",
+                     *       "title": "Not Found",
+                     *       "status": 404,
+                     *       "detail": "No item has this id",
+                     *       "instance": "/api/v1/items/0196f1c2-7a8b-7cde-8f01-23456789abcd"
+                     *     } */
                     "application/problem+json": components["schemas"]["Problem"];
                 };
             };
             /** @description Too many requests: retry after `Retry-After` seconds */
             429: {
                 headers: {
+                    "X-Request-Id": components["headers"]["X-Request-Id"];
+                    "RateLimit-Limit": components["headers"]["RateLimit-Limit"];
+                    "RateLimit-Remaining": components["headers"]["RateLimit-Remaining"];
+                    "RateLimit-Reset": components["headers"]["RateLimit-Reset"];
+                    "Retry-After": components["headers"]["Retry-After"];
                     [name: string]: unknown;
                 };
                 content: {
+                    /** @example {
+                     *       "type": "urn:catalog-api:problem:rate-limited",
+                     *       "title": "Too Many Requests",
+                     *       "status": 429,
+                     *       "detail": "Too many requests: retry in 42 seconds",
+                     *       "instance": "/api/v1/items/0196f1c2-7a8b-7cde-8f01-23456789abcd"
+                     *     } */
                     "application/problem+json": components["schemas"]["Problem"];
                 };
             };
             /** @description An unexpected error occurred */
             500: {
                 headers: {
+                    "X-Request-Id": components["headers"]["X-Request-Id"];
+                    "RateLimit-Limit": components["headers"]["RateLimit-Limit"];
+                    "RateLimit-Remaining": components["headers"]["RateLimit-Remaining"];
+                    "RateLimit-Reset": components["headers"]["RateLimit-Reset"];
                     [name: string]: unknown;
                 };
                 content: {
+                    /** @example {
+                     *       "type": "urn:catalog-api:problem:internal-error",
+                     *       "title": "Internal Server Error",
+                     *       "status": 500,
+                     *       "detail": "An unexpected error occurred; the request id identifies it in the server log",
+                     *       "instance": "/api/v1/items/0196f1c2-7a8b-7cde-8f01-23456789abcd"
+                     *     } */
                     "application/problem+json": components["schemas"]["Problem"];
                 };
             };
             /** @description The service is unavailable (shutting down, overloaded or its database is unreachable) */
             503: {
                 headers: {
+                    "X-Request-Id": components["headers"]["X-Request-Id"];
+                    "RateLimit-Limit": components["headers"]["RateLimit-Limit"];
+                    "RateLimit-Remaining": components["headers"]["RateLimit-Remaining"];
+                    "RateLimit-Reset": components["headers"]["RateLimit-Reset"];
+                    "Retry-After": components["headers"]["Retry-After"];
                     [name: string]: unknown;
                 };
                 content: {
+                    /** @example {
+                     *       "type": "urn:catalog-api:problem:service-unavailable",
+                     *       "title": "Service Unavailable",
+                     *       "status": 503,
+                     *       "detail": "The server is shutting down",
+                     *       "instance": "/api/v1/items/0196f1c2-7a8b-7cde-8f01-23456789abcd"
+                     *     } */
                     "application/problem+json": components["schemas"]["Problem"];
                 };
             };
@@ -3393,6 +5537,10 @@ export interface operations {
             /** @description The image, byte for byte, with the content type recognised at upload */
             200: {
                 headers: {
+                    "X-Request-Id": components["headers"]["X-Request-Id"];
+                    "RateLimit-Limit": components["headers"]["RateLimit-Limit"];
+                    "RateLimit-Remaining": components["headers"]["RateLimit-Remaining"];
+                    "RateLimit-Reset": components["headers"]["RateLimit-Reset"];
                     /** @description Strong validator derived from the SHA-256 of the bytes; send it as `If-None-Match` */
                     ETag?: string;
                     /** @description `public, no-cache`: caches keep the image but revalidate it, since a replaced image keeps its URL */
@@ -3411,6 +5559,10 @@ export interface operations {
             /** @description Not modified: `If-None-Match` matches the current `ETag` */
             304: {
                 headers: {
+                    "X-Request-Id": components["headers"]["X-Request-Id"];
+                    "RateLimit-Limit": components["headers"]["RateLimit-Limit"];
+                    "RateLimit-Remaining": components["headers"]["RateLimit-Remaining"];
+                    "RateLimit-Reset": components["headers"]["RateLimit-Reset"];
                     /** @description Strong validator derived from the SHA-256 of the bytes; send it as `If-None-Match` */
                     ETag?: string;
                     /** @description `public, no-cache`: caches keep the image but revalidate it, since a replaced image keeps its URL */
@@ -3422,54 +5574,130 @@ export interface operations {
             /** @description The request is invalid: every failing field is listed in `errors` */
             400: {
                 headers: {
+                    "X-Request-Id": components["headers"]["X-Request-Id"];
+                    "RateLimit-Limit": components["headers"]["RateLimit-Limit"];
+                    "RateLimit-Remaining": components["headers"]["RateLimit-Remaining"];
+                    "RateLimit-Reset": components["headers"]["RateLimit-Reset"];
                     [name: string]: unknown;
                 };
                 content: {
+                    /** @example {
+                     *       "type": "urn:catalog-api:problem:validation-error",
+                     *       "title": "Bad Request",
+                     *       "status": 400,
+                     *       "detail": "The request body is invalid",
+                     *       "instance": "/api/v1/items/0196f1c2-7a8b-7cde-8f01-23456789abcd",
+                     *       "errors": [
+                     *         {
+                     *           "in": "body",
+                     *           "path": "/price",
+                     *           "message": "must be <= 1000000000"
+                     *         }
+                     *       ]
+                     *     } */
                     "application/problem+json": components["schemas"]["Problem"];
                 };
             };
             /** @description The access token is missing, invalid or expired */
             401: {
                 headers: {
+                    "X-Request-Id": components["headers"]["X-Request-Id"];
+                    "RateLimit-Limit": components["headers"]["RateLimit-Limit"];
+                    "RateLimit-Remaining": components["headers"]["RateLimit-Remaining"];
+                    "RateLimit-Reset": components["headers"]["RateLimit-Reset"];
+                    "WWW-Authenticate": components["headers"]["WWW-Authenticate"];
                     [name: string]: unknown;
                 };
                 content: {
+                    /** @example {
+                     *       "type": "urn:catalog-api:problem:invalid-token",
+                     *       "title": "Unauthorized",
+                     *       "status": 401,
+                     *       "detail": "The access token has expired",
+                     *       "instance": "/api/v1/items/0196f1c2-7a8b-7cde-8f01-23456789abcd"
+                     *     } */
                     "application/problem+json": components["schemas"]["Problem"];
                 };
             };
             /** @description No such resource */
             404: {
                 headers: {
+                    "X-Request-Id": components["headers"]["X-Request-Id"];
+                    "RateLimit-Limit": components["headers"]["RateLimit-Limit"];
+                    "RateLimit-Remaining": components["headers"]["RateLimit-Remaining"];
+                    "RateLimit-Reset": components["headers"]["RateLimit-Reset"];
                     [name: string]: unknown;
                 };
                 content: {
+                    /** @example {
+                     *       "type": "urn:catalog-api:problem:not-found",
+                     *       "title": "Not Found",
+                     *       "status": 404,
+                     *       "detail": "No item has this id",
+                     *       "instance": "/api/v1/items/0196f1c2-7a8b-7cde-8f01-23456789abcd"
+                     *     } */
                     "application/problem+json": components["schemas"]["Problem"];
                 };
             };
             /** @description Too many requests: retry after `Retry-After` seconds */
             429: {
                 headers: {
+                    "X-Request-Id": components["headers"]["X-Request-Id"];
+                    "RateLimit-Limit": components["headers"]["RateLimit-Limit"];
+                    "RateLimit-Remaining": components["headers"]["RateLimit-Remaining"];
+                    "RateLimit-Reset": components["headers"]["RateLimit-Reset"];
+                    "Retry-After": components["headers"]["Retry-After"];
                     [name: string]: unknown;
                 };
                 content: {
+                    /** @example {
+                     *       "type": "urn:catalog-api:problem:rate-limited",
+                     *       "title": "Too Many Requests",
+                     *       "status": 429,
+                     *       "detail": "Too many requests: retry in 42 seconds",
+                     *       "instance": "/api/v1/items/0196f1c2-7a8b-7cde-8f01-23456789abcd"
+                     *     } */
                     "application/problem+json": components["schemas"]["Problem"];
                 };
             };
             /** @description An unexpected error occurred */
             500: {
                 headers: {
+                    "X-Request-Id": components["headers"]["X-Request-Id"];
+                    "RateLimit-Limit": components["headers"]["RateLimit-Limit"];
+                    "RateLimit-Remaining": components["headers"]["RateLimit-Remaining"];
+                    "RateLimit-Reset": components["headers"]["RateLimit-Reset"];
                     [name: string]: unknown;
                 };
                 content: {
+                    /** @example {
+                     *       "type": "urn:catalog-api:problem:internal-error",
+                     *       "title": "Internal Server Error",
+                     *       "status": 500,
+                     *       "detail": "An unexpected error occurred; the request id identifies it in the server log",
+                     *       "instance": "/api/v1/items/0196f1c2-7a8b-7cde-8f01-23456789abcd"
+                     *     } */
                     "application/problem+json": components["schemas"]["Problem"];
                 };
             };
             /** @description The service is unavailable (shutting down, overloaded or its database is unreachable) */
             503: {
                 headers: {
+                    "X-Request-Id": components["headers"]["X-Request-Id"];
+                    "RateLimit-Limit": components["headers"]["RateLimit-Limit"];
+                    "RateLimit-Remaining": components["headers"]["RateLimit-Remaining"];
+                    "RateLimit-Reset": components["headers"]["RateLimit-Reset"];
+                    "Retry-After": components["headers"]["Retry-After"];
                     [name: string]: unknown;
                 };
                 content: {
+                    /** @example {
+                     *       "type": "urn:catalog-api:problem:service-unavailable",
+                     *       "title": "Service Unavailable",
+                     *       "status": 503,
+                     *       "detail": "The server is shutting down",
+                     *       "instance": "/api/v1/items/0196f1c2-7a8b-7cde-8f01-23456789abcd"
+                     *     } */
                     "application/problem+json": components["schemas"]["Problem"];
                 };
             };
@@ -3500,6 +5728,10 @@ export interface operations {
             /** @description The item, with its new `imageUrl` and `version` */
             200: {
                 headers: {
+                    "X-Request-Id": components["headers"]["X-Request-Id"];
+                    "RateLimit-Limit": components["headers"]["RateLimit-Limit"];
+                    "RateLimit-Remaining": components["headers"]["RateLimit-Remaining"];
+                    "RateLimit-Reset": components["headers"]["RateLimit-Reset"];
                     /** @description The strong entity tag of the updated item */
                     ETag?: string;
                     [name: string]: unknown;
@@ -3511,90 +5743,211 @@ export interface operations {
             /** @description The request is invalid: every failing field is listed in `errors` */
             400: {
                 headers: {
+                    "X-Request-Id": components["headers"]["X-Request-Id"];
+                    "RateLimit-Limit": components["headers"]["RateLimit-Limit"];
+                    "RateLimit-Remaining": components["headers"]["RateLimit-Remaining"];
+                    "RateLimit-Reset": components["headers"]["RateLimit-Reset"];
                     [name: string]: unknown;
                 };
                 content: {
+                    /** @example {
+                     *       "type": "urn:catalog-api:problem:validation-error",
+                     *       "title": "Bad Request",
+                     *       "status": 400,
+                     *       "detail": "The request body is invalid",
+                     *       "instance": "/api/v1/items/0196f1c2-7a8b-7cde-8f01-23456789abcd",
+                     *       "errors": [
+                     *         {
+                     *           "in": "body",
+                     *           "path": "/price",
+                     *           "message": "must be <= 1000000000"
+                     *         }
+                     *       ]
+                     *     } */
                     "application/problem+json": components["schemas"]["Problem"];
                 };
             };
             /** @description The access token is missing, invalid or expired */
             401: {
                 headers: {
+                    "X-Request-Id": components["headers"]["X-Request-Id"];
+                    "RateLimit-Limit": components["headers"]["RateLimit-Limit"];
+                    "RateLimit-Remaining": components["headers"]["RateLimit-Remaining"];
+                    "RateLimit-Reset": components["headers"]["RateLimit-Reset"];
+                    "WWW-Authenticate": components["headers"]["WWW-Authenticate"];
                     [name: string]: unknown;
                 };
                 content: {
+                    /** @example {
+                     *       "type": "urn:catalog-api:problem:invalid-token",
+                     *       "title": "Unauthorized",
+                     *       "status": 401,
+                     *       "detail": "The access token has expired",
+                     *       "instance": "/api/v1/items/0196f1c2-7a8b-7cde-8f01-23456789abcd"
+                     *     } */
                     "application/problem+json": components["schemas"]["Problem"];
                 };
             };
             /** @description The access token lacks a required scope, or the resource belongs to someone else */
             403: {
                 headers: {
+                    "X-Request-Id": components["headers"]["X-Request-Id"];
+                    "RateLimit-Limit": components["headers"]["RateLimit-Limit"];
+                    "RateLimit-Remaining": components["headers"]["RateLimit-Remaining"];
+                    "RateLimit-Reset": components["headers"]["RateLimit-Reset"];
+                    "WWW-Authenticate": components["headers"]["WWW-Authenticate"];
                     [name: string]: unknown;
                 };
                 content: {
+                    /** @example {
+                     *       "type": "urn:catalog-api:problem:insufficient-scope",
+                     *       "title": "Forbidden",
+                     *       "status": 403,
+                     *       "detail": "This operation needs the scope items:write",
+                     *       "instance": "/api/v1/items/0196f1c2-7a8b-7cde-8f01-23456789abcd"
+                     *     } */
                     "application/problem+json": components["schemas"]["Problem"];
                 };
             };
             /** @description No such resource */
             404: {
                 headers: {
+                    "X-Request-Id": components["headers"]["X-Request-Id"];
+                    "RateLimit-Limit": components["headers"]["RateLimit-Limit"];
+                    "RateLimit-Remaining": components["headers"]["RateLimit-Remaining"];
+                    "RateLimit-Reset": components["headers"]["RateLimit-Reset"];
                     [name: string]: unknown;
                 };
                 content: {
+                    /** @example {
+                     *       "type": "urn:catalog-api:problem:not-found",
+                     *       "title": "Not Found",
+                     *       "status": 404,
+                     *       "detail": "No item has this id",
+                     *       "instance": "/api/v1/items/0196f1c2-7a8b-7cde-8f01-23456789abcd"
+                     *     } */
                     "application/problem+json": components["schemas"]["Problem"];
                 };
             };
             /** @description The `If-Match` precondition failed */
             412: {
                 headers: {
+                    "X-Request-Id": components["headers"]["X-Request-Id"];
+                    "RateLimit-Limit": components["headers"]["RateLimit-Limit"];
+                    "RateLimit-Remaining": components["headers"]["RateLimit-Remaining"];
+                    "RateLimit-Reset": components["headers"]["RateLimit-Reset"];
                     [name: string]: unknown;
                 };
                 content: {
+                    /** @example {
+                     *       "type": "urn:catalog-api:problem:precondition-failed",
+                     *       "title": "Precondition Failed",
+                     *       "status": 412,
+                     *       "detail": "The item has changed since the version named in If-Match: fetch it again",
+                     *       "instance": "/api/v1/items/0196f1c2-7a8b-7cde-8f01-23456789abcd"
+                     *     } */
                     "application/problem+json": components["schemas"]["Problem"];
                 };
             };
             /** @description The request body is too large */
             413: {
                 headers: {
+                    "X-Request-Id": components["headers"]["X-Request-Id"];
+                    "RateLimit-Limit": components["headers"]["RateLimit-Limit"];
+                    "RateLimit-Remaining": components["headers"]["RateLimit-Remaining"];
+                    "RateLimit-Reset": components["headers"]["RateLimit-Reset"];
                     [name: string]: unknown;
                 };
                 content: {
+                    /** @example {
+                     *       "type": "urn:catalog-api:problem:payload-too-large",
+                     *       "title": "Payload Too Large",
+                     *       "status": 413,
+                     *       "detail": "Request body is too large",
+                     *       "instance": "/api/v1/items/0196f1c2-7a8b-7cde-8f01-23456789abcd"
+                     *     } */
                     "application/problem+json": components["schemas"]["Problem"];
                 };
             };
             /** @description The request body media type is not supported by this operation */
             415: {
                 headers: {
+                    "X-Request-Id": components["headers"]["X-Request-Id"];
+                    "RateLimit-Limit": components["headers"]["RateLimit-Limit"];
+                    "RateLimit-Remaining": components["headers"]["RateLimit-Remaining"];
+                    "RateLimit-Reset": components["headers"]["RateLimit-Reset"];
                     [name: string]: unknown;
                 };
                 content: {
+                    /** @example {
+                     *       "type": "urn:catalog-api:problem:unsupported-media-type",
+                     *       "title": "Unsupported Media Type",
+                     *       "status": 415,
+                     *       "detail": "This operation accepts application/json, not text/plain",
+                     *       "instance": "/api/v1/items/0196f1c2-7a8b-7cde-8f01-23456789abcd"
+                     *     } */
                     "application/problem+json": components["schemas"]["Problem"];
                 };
             };
             /** @description Too many requests: retry after `Retry-After` seconds */
             429: {
                 headers: {
+                    "X-Request-Id": components["headers"]["X-Request-Id"];
+                    "RateLimit-Limit": components["headers"]["RateLimit-Limit"];
+                    "RateLimit-Remaining": components["headers"]["RateLimit-Remaining"];
+                    "RateLimit-Reset": components["headers"]["RateLimit-Reset"];
+                    "Retry-After": components["headers"]["Retry-After"];
                     [name: string]: unknown;
                 };
                 content: {
+                    /** @example {
+                     *       "type": "urn:catalog-api:problem:rate-limited",
+                     *       "title": "Too Many Requests",
+                     *       "status": 429,
+                     *       "detail": "Too many requests: retry in 42 seconds",
+                     *       "instance": "/api/v1/items/0196f1c2-7a8b-7cde-8f01-23456789abcd"
+                     *     } */
                     "application/problem+json": components["schemas"]["Problem"];
                 };
             };
             /** @description An unexpected error occurred */
             500: {
                 headers: {
+                    "X-Request-Id": components["headers"]["X-Request-Id"];
+                    "RateLimit-Limit": components["headers"]["RateLimit-Limit"];
+                    "RateLimit-Remaining": components["headers"]["RateLimit-Remaining"];
+                    "RateLimit-Reset": components["headers"]["RateLimit-Reset"];
                     [name: string]: unknown;
                 };
                 content: {
+                    /** @example {
+                     *       "type": "urn:catalog-api:problem:internal-error",
+                     *       "title": "Internal Server Error",
+                     *       "status": 500,
+                     *       "detail": "An unexpected error occurred; the request id identifies it in the server log",
+                     *       "instance": "/api/v1/items/0196f1c2-7a8b-7cde-8f01-23456789abcd"
+                     *     } */
                     "application/problem+json": components["schemas"]["Problem"];
                 };
             };
             /** @description The service is unavailable (shutting down, overloaded or its database is unreachable) */
             503: {
                 headers: {
+                    "X-Request-Id": components["headers"]["X-Request-Id"];
+                    "RateLimit-Limit": components["headers"]["RateLimit-Limit"];
+                    "RateLimit-Remaining": components["headers"]["RateLimit-Remaining"];
+                    "RateLimit-Reset": components["headers"]["RateLimit-Reset"];
+                    "Retry-After": components["headers"]["Retry-After"];
                     [name: string]: unknown;
                 };
                 content: {
+                    /** @example {
+                     *       "type": "urn:catalog-api:problem:service-unavailable",
+                     *       "title": "Service Unavailable",
+                     *       "status": 503,
+                     *       "detail": "The server is shutting down",
+                     *       "instance": "/api/v1/items/0196f1c2-7a8b-7cde-8f01-23456789abcd"
+                     *     } */
                     "application/problem+json": components["schemas"]["Problem"];
                 };
             };
@@ -3616,6 +5969,10 @@ export interface operations {
             /** @description Your account, with its `avatarUrl` */
             200: {
                 headers: {
+                    "X-Request-Id": components["headers"]["X-Request-Id"];
+                    "RateLimit-Limit": components["headers"]["RateLimit-Limit"];
+                    "RateLimit-Remaining": components["headers"]["RateLimit-Remaining"];
+                    "RateLimit-Reset": components["headers"]["RateLimit-Reset"];
                     /** @description Strong entity tag of this version of the account */
                     ETag?: string;
                     [name: string]: unknown;
@@ -3627,72 +5984,171 @@ export interface operations {
             /** @description The request is invalid: every failing field is listed in `errors` */
             400: {
                 headers: {
+                    "X-Request-Id": components["headers"]["X-Request-Id"];
+                    "RateLimit-Limit": components["headers"]["RateLimit-Limit"];
+                    "RateLimit-Remaining": components["headers"]["RateLimit-Remaining"];
+                    "RateLimit-Reset": components["headers"]["RateLimit-Reset"];
                     [name: string]: unknown;
                 };
                 content: {
+                    /** @example {
+                     *       "type": "urn:catalog-api:problem:validation-error",
+                     *       "title": "Bad Request",
+                     *       "status": 400,
+                     *       "detail": "The request body is invalid",
+                     *       "instance": "/api/v1/items/0196f1c2-7a8b-7cde-8f01-23456789abcd",
+                     *       "errors": [
+                     *         {
+                     *           "in": "body",
+                     *           "path": "/price",
+                     *           "message": "must be <= 1000000000"
+                     *         }
+                     *       ]
+                     *     } */
                     "application/problem+json": components["schemas"]["Problem"];
                 };
             };
             /** @description The access token is missing, invalid or expired */
             401: {
                 headers: {
+                    "X-Request-Id": components["headers"]["X-Request-Id"];
+                    "RateLimit-Limit": components["headers"]["RateLimit-Limit"];
+                    "RateLimit-Remaining": components["headers"]["RateLimit-Remaining"];
+                    "RateLimit-Reset": components["headers"]["RateLimit-Reset"];
+                    "WWW-Authenticate": components["headers"]["WWW-Authenticate"];
                     [name: string]: unknown;
                 };
                 content: {
+                    /** @example {
+                     *       "type": "urn:catalog-api:problem:invalid-token",
+                     *       "title": "Unauthorized",
+                     *       "status": 401,
+                     *       "detail": "The access token has expired",
+                     *       "instance": "/api/v1/items/0196f1c2-7a8b-7cde-8f01-23456789abcd"
+                     *     } */
                     "application/problem+json": components["schemas"]["Problem"];
                 };
             };
             /** @description The access token lacks a required scope, or the resource belongs to someone else */
             403: {
                 headers: {
+                    "X-Request-Id": components["headers"]["X-Request-Id"];
+                    "RateLimit-Limit": components["headers"]["RateLimit-Limit"];
+                    "RateLimit-Remaining": components["headers"]["RateLimit-Remaining"];
+                    "RateLimit-Reset": components["headers"]["RateLimit-Reset"];
+                    "WWW-Authenticate": components["headers"]["WWW-Authenticate"];
                     [name: string]: unknown;
                 };
                 content: {
+                    /** @example {
+                     *       "type": "urn:catalog-api:problem:insufficient-scope",
+                     *       "title": "Forbidden",
+                     *       "status": 403,
+                     *       "detail": "This operation needs the scope items:write",
+                     *       "instance": "/api/v1/items/0196f1c2-7a8b-7cde-8f01-23456789abcd"
+                     *     } */
                     "application/problem+json": components["schemas"]["Problem"];
                 };
             };
             /** @description The request body is too large */
             413: {
                 headers: {
+                    "X-Request-Id": components["headers"]["X-Request-Id"];
+                    "RateLimit-Limit": components["headers"]["RateLimit-Limit"];
+                    "RateLimit-Remaining": components["headers"]["RateLimit-Remaining"];
+                    "RateLimit-Reset": components["headers"]["RateLimit-Reset"];
                     [name: string]: unknown;
                 };
                 content: {
+                    /** @example {
+                     *       "type": "urn:catalog-api:problem:payload-too-large",
+                     *       "title": "Payload Too Large",
+                     *       "status": 413,
+                     *       "detail": "Request body is too large",
+                     *       "instance": "/api/v1/items/0196f1c2-7a8b-7cde-8f01-23456789abcd"
+                     *     } */
                     "application/problem+json": components["schemas"]["Problem"];
                 };
             };
             /** @description The request body media type is not supported by this operation */
             415: {
                 headers: {
+                    "X-Request-Id": components["headers"]["X-Request-Id"];
+                    "RateLimit-Limit": components["headers"]["RateLimit-Limit"];
+                    "RateLimit-Remaining": components["headers"]["RateLimit-Remaining"];
+                    "RateLimit-Reset": components["headers"]["RateLimit-Reset"];
                     [name: string]: unknown;
                 };
                 content: {
+                    /** @example {
+                     *       "type": "urn:catalog-api:problem:unsupported-media-type",
+                     *       "title": "Unsupported Media Type",
+                     *       "status": 415,
+                     *       "detail": "This operation accepts application/json, not text/plain",
+                     *       "instance": "/api/v1/items/0196f1c2-7a8b-7cde-8f01-23456789abcd"
+                     *     } */
                     "application/problem+json": components["schemas"]["Problem"];
                 };
             };
             /** @description Too many requests: retry after `Retry-After` seconds */
             429: {
                 headers: {
+                    "X-Request-Id": components["headers"]["X-Request-Id"];
+                    "RateLimit-Limit": components["headers"]["RateLimit-Limit"];
+                    "RateLimit-Remaining": components["headers"]["RateLimit-Remaining"];
+                    "RateLimit-Reset": components["headers"]["RateLimit-Reset"];
+                    "Retry-After": components["headers"]["Retry-After"];
                     [name: string]: unknown;
                 };
                 content: {
+                    /** @example {
+                     *       "type": "urn:catalog-api:problem:rate-limited",
+                     *       "title": "Too Many Requests",
+                     *       "status": 429,
+                     *       "detail": "Too many requests: retry in 42 seconds",
+                     *       "instance": "/api/v1/items/0196f1c2-7a8b-7cde-8f01-23456789abcd"
+                     *     } */
                     "application/problem+json": components["schemas"]["Problem"];
                 };
             };
             /** @description An unexpected error occurred */
             500: {
                 headers: {
+                    "X-Request-Id": components["headers"]["X-Request-Id"];
+                    "RateLimit-Limit": components["headers"]["RateLimit-Limit"];
+                    "RateLimit-Remaining": components["headers"]["RateLimit-Remaining"];
+                    "RateLimit-Reset": components["headers"]["RateLimit-Reset"];
                     [name: string]: unknown;
                 };
                 content: {
+                    /** @example {
+                     *       "type": "urn:catalog-api:problem:internal-error",
+                     *       "title": "Internal Server Error",
+                     *       "status": 500,
+                     *       "detail": "An unexpected error occurred; the request id identifies it in the server log",
+                     *       "instance": "/api/v1/items/0196f1c2-7a8b-7cde-8f01-23456789abcd"
+                     *     } */
                     "application/problem+json": components["schemas"]["Problem"];
                 };
             };
             /** @description The service is unavailable (shutting down, overloaded or its database is unreachable) */
             503: {
                 headers: {
+                    "X-Request-Id": components["headers"]["X-Request-Id"];
+                    "RateLimit-Limit": components["headers"]["RateLimit-Limit"];
+                    "RateLimit-Remaining": components["headers"]["RateLimit-Remaining"];
+                    "RateLimit-Reset": components["headers"]["RateLimit-Reset"];
+                    "Retry-After": components["headers"]["Retry-After"];
                     [name: string]: unknown;
                 };
                 content: {
+                    /** @example {
+                     *       "type": "urn:catalog-api:problem:service-unavailable",
+                     *       "title": "Service Unavailable",
+                     *       "status": 503,
+                     *       "detail": "The server is shutting down",
+                     *       "instance": "/api/v1/items/0196f1c2-7a8b-7cde-8f01-23456789abcd"
+                     *     } */
                     "application/problem+json": components["schemas"]["Problem"];
                 };
             };
@@ -3719,6 +6175,10 @@ export interface operations {
             /** @description The avatar, byte for byte, with the content type recognised at upload */
             200: {
                 headers: {
+                    "X-Request-Id": components["headers"]["X-Request-Id"];
+                    "RateLimit-Limit": components["headers"]["RateLimit-Limit"];
+                    "RateLimit-Remaining": components["headers"]["RateLimit-Remaining"];
+                    "RateLimit-Reset": components["headers"]["RateLimit-Reset"];
                     /** @description Strong validator derived from the SHA-256 of the bytes; send it as `If-None-Match` */
                     ETag?: string;
                     /** @description `public, no-cache`: caches keep the image but revalidate it, since a replaced image keeps its URL */
@@ -3737,6 +6197,10 @@ export interface operations {
             /** @description Not modified: `If-None-Match` matches the current `ETag` */
             304: {
                 headers: {
+                    "X-Request-Id": components["headers"]["X-Request-Id"];
+                    "RateLimit-Limit": components["headers"]["RateLimit-Limit"];
+                    "RateLimit-Remaining": components["headers"]["RateLimit-Remaining"];
+                    "RateLimit-Reset": components["headers"]["RateLimit-Reset"];
                     /** @description Strong validator derived from the SHA-256 of the bytes; send it as `If-None-Match` */
                     ETag?: string;
                     /** @description `public, no-cache`: caches keep the image but revalidate it, since a replaced image keeps its URL */
@@ -3748,54 +6212,130 @@ export interface operations {
             /** @description The request is invalid: every failing field is listed in `errors` */
             400: {
                 headers: {
+                    "X-Request-Id": components["headers"]["X-Request-Id"];
+                    "RateLimit-Limit": components["headers"]["RateLimit-Limit"];
+                    "RateLimit-Remaining": components["headers"]["RateLimit-Remaining"];
+                    "RateLimit-Reset": components["headers"]["RateLimit-Reset"];
                     [name: string]: unknown;
                 };
                 content: {
+                    /** @example {
+                     *       "type": "urn:catalog-api:problem:validation-error",
+                     *       "title": "Bad Request",
+                     *       "status": 400,
+                     *       "detail": "The request body is invalid",
+                     *       "instance": "/api/v1/items/0196f1c2-7a8b-7cde-8f01-23456789abcd",
+                     *       "errors": [
+                     *         {
+                     *           "in": "body",
+                     *           "path": "/price",
+                     *           "message": "must be <= 1000000000"
+                     *         }
+                     *       ]
+                     *     } */
                     "application/problem+json": components["schemas"]["Problem"];
                 };
             };
             /** @description The access token is missing, invalid or expired */
             401: {
                 headers: {
+                    "X-Request-Id": components["headers"]["X-Request-Id"];
+                    "RateLimit-Limit": components["headers"]["RateLimit-Limit"];
+                    "RateLimit-Remaining": components["headers"]["RateLimit-Remaining"];
+                    "RateLimit-Reset": components["headers"]["RateLimit-Reset"];
+                    "WWW-Authenticate": components["headers"]["WWW-Authenticate"];
                     [name: string]: unknown;
                 };
                 content: {
+                    /** @example {
+                     *       "type": "urn:catalog-api:problem:invalid-token",
+                     *       "title": "Unauthorized",
+                     *       "status": 401,
+                     *       "detail": "The access token has expired",
+                     *       "instance": "/api/v1/items/0196f1c2-7a8b-7cde-8f01-23456789abcd"
+                     *     } */
                     "application/problem+json": components["schemas"]["Problem"];
                 };
             };
             /** @description No such resource */
             404: {
                 headers: {
+                    "X-Request-Id": components["headers"]["X-Request-Id"];
+                    "RateLimit-Limit": components["headers"]["RateLimit-Limit"];
+                    "RateLimit-Remaining": components["headers"]["RateLimit-Remaining"];
+                    "RateLimit-Reset": components["headers"]["RateLimit-Reset"];
                     [name: string]: unknown;
                 };
                 content: {
+                    /** @example {
+                     *       "type": "urn:catalog-api:problem:not-found",
+                     *       "title": "Not Found",
+                     *       "status": 404,
+                     *       "detail": "No item has this id",
+                     *       "instance": "/api/v1/items/0196f1c2-7a8b-7cde-8f01-23456789abcd"
+                     *     } */
                     "application/problem+json": components["schemas"]["Problem"];
                 };
             };
             /** @description Too many requests: retry after `Retry-After` seconds */
             429: {
                 headers: {
+                    "X-Request-Id": components["headers"]["X-Request-Id"];
+                    "RateLimit-Limit": components["headers"]["RateLimit-Limit"];
+                    "RateLimit-Remaining": components["headers"]["RateLimit-Remaining"];
+                    "RateLimit-Reset": components["headers"]["RateLimit-Reset"];
+                    "Retry-After": components["headers"]["Retry-After"];
                     [name: string]: unknown;
                 };
                 content: {
+                    /** @example {
+                     *       "type": "urn:catalog-api:problem:rate-limited",
+                     *       "title": "Too Many Requests",
+                     *       "status": 429,
+                     *       "detail": "Too many requests: retry in 42 seconds",
+                     *       "instance": "/api/v1/items/0196f1c2-7a8b-7cde-8f01-23456789abcd"
+                     *     } */
                     "application/problem+json": components["schemas"]["Problem"];
                 };
             };
             /** @description An unexpected error occurred */
             500: {
                 headers: {
+                    "X-Request-Id": components["headers"]["X-Request-Id"];
+                    "RateLimit-Limit": components["headers"]["RateLimit-Limit"];
+                    "RateLimit-Remaining": components["headers"]["RateLimit-Remaining"];
+                    "RateLimit-Reset": components["headers"]["RateLimit-Reset"];
                     [name: string]: unknown;
                 };
                 content: {
+                    /** @example {
+                     *       "type": "urn:catalog-api:problem:internal-error",
+                     *       "title": "Internal Server Error",
+                     *       "status": 500,
+                     *       "detail": "An unexpected error occurred; the request id identifies it in the server log",
+                     *       "instance": "/api/v1/items/0196f1c2-7a8b-7cde-8f01-23456789abcd"
+                     *     } */
                     "application/problem+json": components["schemas"]["Problem"];
                 };
             };
             /** @description The service is unavailable (shutting down, overloaded or its database is unreachable) */
             503: {
                 headers: {
+                    "X-Request-Id": components["headers"]["X-Request-Id"];
+                    "RateLimit-Limit": components["headers"]["RateLimit-Limit"];
+                    "RateLimit-Remaining": components["headers"]["RateLimit-Remaining"];
+                    "RateLimit-Reset": components["headers"]["RateLimit-Reset"];
+                    "Retry-After": components["headers"]["Retry-After"];
                     [name: string]: unknown;
                 };
                 content: {
+                    /** @example {
+                     *       "type": "urn:catalog-api:problem:service-unavailable",
+                     *       "title": "Service Unavailable",
+                     *       "status": 503,
+                     *       "detail": "The server is shutting down",
+                     *       "instance": "/api/v1/items/0196f1c2-7a8b-7cde-8f01-23456789abcd"
+                     *     } */
                     "application/problem+json": components["schemas"]["Problem"];
                 };
             };
@@ -3832,6 +6372,10 @@ export interface operations {
             /** @description The event stream, until the client goes away, the token expires or the server shuts down */
             200: {
                 headers: {
+                    "X-Request-Id": components["headers"]["X-Request-Id"];
+                    "RateLimit-Limit": components["headers"]["RateLimit-Limit"];
+                    "RateLimit-Remaining": components["headers"]["RateLimit-Remaining"];
+                    "RateLimit-Reset": components["headers"]["RateLimit-Reset"];
                     [name: string]: unknown;
                 };
                 content: {
@@ -3841,54 +6385,131 @@ export interface operations {
             /** @description The request is invalid: every failing field is listed in `errors` */
             400: {
                 headers: {
+                    "X-Request-Id": components["headers"]["X-Request-Id"];
+                    "RateLimit-Limit": components["headers"]["RateLimit-Limit"];
+                    "RateLimit-Remaining": components["headers"]["RateLimit-Remaining"];
+                    "RateLimit-Reset": components["headers"]["RateLimit-Reset"];
                     [name: string]: unknown;
                 };
                 content: {
+                    /** @example {
+                     *       "type": "urn:catalog-api:problem:validation-error",
+                     *       "title": "Bad Request",
+                     *       "status": 400,
+                     *       "detail": "The request body is invalid",
+                     *       "instance": "/api/v1/items/0196f1c2-7a8b-7cde-8f01-23456789abcd",
+                     *       "errors": [
+                     *         {
+                     *           "in": "body",
+                     *           "path": "/price",
+                     *           "message": "must be <= 1000000000"
+                     *         }
+                     *       ]
+                     *     } */
                     "application/problem+json": components["schemas"]["Problem"];
                 };
             };
             /** @description The access token is missing, invalid or expired */
             401: {
                 headers: {
+                    "X-Request-Id": components["headers"]["X-Request-Id"];
+                    "RateLimit-Limit": components["headers"]["RateLimit-Limit"];
+                    "RateLimit-Remaining": components["headers"]["RateLimit-Remaining"];
+                    "RateLimit-Reset": components["headers"]["RateLimit-Reset"];
+                    "WWW-Authenticate": components["headers"]["WWW-Authenticate"];
                     [name: string]: unknown;
                 };
                 content: {
+                    /** @example {
+                     *       "type": "urn:catalog-api:problem:invalid-token",
+                     *       "title": "Unauthorized",
+                     *       "status": 401,
+                     *       "detail": "The access token has expired",
+                     *       "instance": "/api/v1/items/0196f1c2-7a8b-7cde-8f01-23456789abcd"
+                     *     } */
                     "application/problem+json": components["schemas"]["Problem"];
                 };
             };
             /** @description The access token lacks a required scope, or the resource belongs to someone else */
             403: {
                 headers: {
+                    "X-Request-Id": components["headers"]["X-Request-Id"];
+                    "RateLimit-Limit": components["headers"]["RateLimit-Limit"];
+                    "RateLimit-Remaining": components["headers"]["RateLimit-Remaining"];
+                    "RateLimit-Reset": components["headers"]["RateLimit-Reset"];
+                    "WWW-Authenticate": components["headers"]["WWW-Authenticate"];
                     [name: string]: unknown;
                 };
                 content: {
+                    /** @example {
+                     *       "type": "urn:catalog-api:problem:insufficient-scope",
+                     *       "title": "Forbidden",
+                     *       "status": 403,
+                     *       "detail": "This operation needs the scope items:write",
+                     *       "instance": "/api/v1/items/0196f1c2-7a8b-7cde-8f01-23456789abcd"
+                     *     } */
                     "application/problem+json": components["schemas"]["Problem"];
                 };
             };
             /** @description Too many requests: retry after `Retry-After` seconds */
             429: {
                 headers: {
+                    "X-Request-Id": components["headers"]["X-Request-Id"];
+                    "RateLimit-Limit": components["headers"]["RateLimit-Limit"];
+                    "RateLimit-Remaining": components["headers"]["RateLimit-Remaining"];
+                    "RateLimit-Reset": components["headers"]["RateLimit-Reset"];
+                    "Retry-After": components["headers"]["Retry-After"];
                     [name: string]: unknown;
                 };
                 content: {
+                    /** @example {
+                     *       "type": "urn:catalog-api:problem:rate-limited",
+                     *       "title": "Too Many Requests",
+                     *       "status": 429,
+                     *       "detail": "Too many requests: retry in 42 seconds",
+                     *       "instance": "/api/v1/items/0196f1c2-7a8b-7cde-8f01-23456789abcd"
+                     *     } */
                     "application/problem+json": components["schemas"]["Problem"];
                 };
             };
             /** @description An unexpected error occurred */
             500: {
                 headers: {
+                    "X-Request-Id": components["headers"]["X-Request-Id"];
+                    "RateLimit-Limit": components["headers"]["RateLimit-Limit"];
+                    "RateLimit-Remaining": components["headers"]["RateLimit-Remaining"];
+                    "RateLimit-Reset": components["headers"]["RateLimit-Reset"];
                     [name: string]: unknown;
                 };
                 content: {
+                    /** @example {
+                     *       "type": "urn:catalog-api:problem:internal-error",
+                     *       "title": "Internal Server Error",
+                     *       "status": 500,
+                     *       "detail": "An unexpected error occurred; the request id identifies it in the server log",
+                     *       "instance": "/api/v1/items/0196f1c2-7a8b-7cde-8f01-23456789abcd"
+                     *     } */
                     "application/problem+json": components["schemas"]["Problem"];
                 };
             };
             /** @description The service is unavailable (shutting down, overloaded or its database is unreachable) */
             503: {
                 headers: {
+                    "X-Request-Id": components["headers"]["X-Request-Id"];
+                    "RateLimit-Limit": components["headers"]["RateLimit-Limit"];
+                    "RateLimit-Remaining": components["headers"]["RateLimit-Remaining"];
+                    "RateLimit-Reset": components["headers"]["RateLimit-Reset"];
+                    "Retry-After": components["headers"]["Retry-After"];
                     [name: string]: unknown;
                 };
                 content: {
+                    /** @example {
+                     *       "type": "urn:catalog-api:problem:service-unavailable",
+                     *       "title": "Service Unavailable",
+                     *       "status": 503,
+                     *       "detail": "The server is shutting down",
+                     *       "instance": "/api/v1/items/0196f1c2-7a8b-7cde-8f01-23456789abcd"
+                     *     } */
                     "application/problem+json": components["schemas"]["Problem"];
                 };
             };

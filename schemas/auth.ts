@@ -3,31 +3,49 @@ import { problems, Ref, StrictObject, StringEnum } from './common.js'
 
 const Ignored = (description: string) => Type.Optional(Type.String({ maxLength: 500, description: `${description}; accepted and ignored` }))
 
-/**
- * Not a StrictObject: RFC 6749 §3.2 says unknown parameters are ignored, and Swagger UI's Authorize
- * sends `client_id` (and sometimes `client_secret`).
- */
-export const TokenRequestSchema = Type.Object({
-  grant_type: Type.String({ minLength: 1, maxLength: 100, description: '`password` or `refresh_token`', examples: ['password'] }),
-  username: Type.Optional(Type.String({ minLength: 1, maxLength: 254, description: 'Your email (password grant)', examples: ['ada@example.com'] })),
-  password: Type.Optional(Type.String({ minLength: 1, maxLength: 128, writeOnly: true, description: 'Your password (password grant)' })),
-  refresh_token: Type.Optional(Type.String({ minLength: 1, maxLength: 200, description: 'A refresh token (refresh_token grant); single use' })),
-  scope: Type.Optional(Type.String({
-    maxLength: 200,
-    description: 'Space-separated scopes to ask for. Password grant default: `profile items:write`; `admin` only for superusers. ' +
-      'A refresh may narrow the granted scope, never widen it.',
-    examples: ['profile items:write']
-  })),
+const scope = Type.Optional(Type.String({
+  maxLength: 200,
+  description: 'Space-separated scopes to ask for. Password grant default: `profile items:write`; `admin` only for superusers. ' +
+    'A refresh may narrow the granted scope, never widen it.',
+  examples: ['profile items:write']
+}))
+
+// Not StrictObjects: RFC 6749 §3.2 says unknown parameters are ignored, and Swagger UI's Authorize sends `client_id`.
+export const PasswordGrantSchema = Type.Object({
+  grant_type: Type.Literal('password'),
+  username: Type.String({ minLength: 1, maxLength: 254, description: 'Your email', examples: ['ada@example.com'] }),
+  password: Type.String({ minLength: 1, maxLength: 128, writeOnly: true, description: 'Your password' }),
+  scope,
   client_id: Ignored('OAuth2 client id'),
   client_secret: Ignored('OAuth2 client secret')
 }, {
+  $id: 'PasswordGrant',
+  title: 'PasswordGrant',
+  description: 'RFC 6749 §4.3: a login with your email and password. Unknown parameters are ignored.',
+  examples: [{ grant_type: 'password', username: 'ada@example.com', password: 'correct horse battery staple', scope: 'profile items:write' }]
+})
+
+export const RefreshTokenGrantSchema = Type.Object({
+  grant_type: Type.Literal('refresh_token'),
+  refresh_token: Type.String({ minLength: 1, maxLength: 200, description: 'A refresh token; single use' }),
+  scope,
+  client_id: Ignored('OAuth2 client id'),
+  client_secret: Ignored('OAuth2 client secret')
+}, {
+  $id: 'RefreshTokenGrant',
+  title: 'RefreshTokenGrant',
+  description: 'RFC 6749 §6: a new pair of tokens for a refresh token. Unknown parameters are ignored.',
+  examples: [{ grant_type: 'refresh_token', refresh_token: 'q4Jm2l3cXb0Yt2t1oU8d5h0Zr9a7VwVQe1p6sKxH3nA' }]
+})
+
+/** One of the grants, told apart by `grant_type`; another `grant_type` is answered `unsupported_grant_type`. */
+export const TokenRequestSchema = Type.Unsafe<Static<typeof PasswordGrantSchema> | Static<typeof RefreshTokenGrantSchema>>({
   $id: 'TokenRequest',
   title: 'TokenRequest',
-  description: 'An OAuth2 token request (RFC 6749 §4.3 password grant, §6 refresh). Unknown parameters are ignored.',
-  examples: [
-    { grant_type: 'password', username: 'ada@example.com', password: 'correct horse battery staple', scope: 'profile items:write' },
-    { grant_type: 'refresh_token', refresh_token: 'q4Jm2l3cXb0Yt2t1oU8d5h0Zr9a7VwVQe1p6sKxH3nA' }
-  ]
+  description: 'An OAuth2 token request: the password grant or the refresh_token grant, by `grant_type`.',
+  type: 'object',
+  oneOf: [Ref(PasswordGrantSchema), Ref(RefreshTokenGrantSchema)],
+  discriminator: { propertyName: 'grant_type' }
 })
 
 export const TokenResponseSchema = StrictObject({
@@ -76,11 +94,13 @@ export const RevokeRequestSchema = Type.Object({
 })
 
 export type TokenRequest = Static<typeof TokenRequestSchema>
+export type PasswordGrant = Static<typeof PasswordGrantSchema>
+export type RefreshTokenGrant = Static<typeof RefreshTokenGrantSchema>
 export type TokenResponse = Static<typeof TokenResponseSchema>
 export type OAuthError = Static<typeof OAuthErrorSchema>
 export type RevokeRequest = Static<typeof RevokeRequestSchema>
 
-export const authComponents = [TokenRequestSchema, TokenResponseSchema, OAuthErrorSchema, RevokeRequestSchema]
+export const authComponents = [PasswordGrantSchema, RefreshTokenGrantSchema, TokenRequestSchema, TokenResponseSchema, OAuthErrorSchema, RevokeRequestSchema]
 
 /** Both media types the token endpoints take: forms (what OAuth2 clients and Swagger UI send) and JSON. */
 const formOrJson = <T>(schema: T) => ({
@@ -90,12 +110,13 @@ const formOrJson = <T>(schema: T) => ({
   }
 })
 
-const oauthError = (description: string) => ({ description, content: { 'application/json': { schema: Ref(OAuthErrorSchema) } } })
-
 const noStore = {
   'Cache-Control': { type: 'string', maxLength: 100, description: '`no-store`' },
   Pragma: { type: 'string', maxLength: 100, description: '`no-cache`' }
 }
+
+const oauthError = (description: string, example: OAuthError) =>
+  ({ description, headers: noStore, content: { 'application/json': { schema: Ref(OAuthErrorSchema), example } } })
 
 export const createToken = {
   operationId: 'createToken',
@@ -108,7 +129,8 @@ export const createToken = {
   body: formOrJson(Ref(TokenRequestSchema)),
   response: {
     200: { description: 'The tokens', headers: noStore, content: { 'application/json': { schema: Ref(TokenResponseSchema) } } },
-    400: oauthError('`invalid_request`, `invalid_grant`, `unsupported_grant_type` or `invalid_scope`'),
+    400: oauthError('`invalid_request`, `invalid_grant`, `unsupported_grant_type` or `invalid_scope`',
+      { error: 'invalid_grant', error_description: 'The username or password is incorrect' }),
     ...problems(429)
   }
 } as const
@@ -121,7 +143,7 @@ export const revokeToken = {
     'An unknown or already revoked token is also answered 200.',
   body: formOrJson(Ref(RevokeRequestSchema)),
   response: {
-    200: { type: 'null', description: 'Revoked, or not a token that is valid here' },
-    400: oauthError('`invalid_request`: the request is malformed')
+    200: { type: 'null', description: 'Revoked, or not a token that is valid here', headers: noStore },
+    400: oauthError('`invalid_request`: the request is malformed', { error: 'invalid_request', error_description: 'The request is invalid: /token is required' })
   }
 } as const

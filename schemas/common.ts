@@ -13,6 +13,15 @@ export const Nullable = <T extends TSchema>(schema: T) =>
     ? Type.Unsafe<Static<T> | null>({ ...schema, type: [schema.type, 'null'] })
     : Type.Unsafe<Static<T> | null>(Type.Union([schema, Type.Null()]))
 
+/**
+ * A property with a `default`: optional on the wire (generated clients may leave it out), yet always present once
+ * validated, since the validator fills in the default: typed as present.
+ */
+export const Defaulted = <T extends TSchema>(schema: T): T => {
+  if (schema.default === undefined) throw new Error('Defaulted() needs a schema with a default')
+  return Type.Optional(schema) as unknown as T
+}
+
 /** A reference to a named component schema (one registered with `addSchema`), typed as the schema itself. */
 export const Ref = <T extends TSchema>(schema: T, options: SchemaOptions = {}) => {
   if (schema.$id === undefined) throw new Error('Ref() needs a schema with an $id')
@@ -72,7 +81,7 @@ export const Page = <T extends TObject>(item: T) =>
   }, { $id: `${item.$id ?? ''}Page`, title: `${item.$id ?? ''}Page` })
 
 export const PaginationQuery = {
-  limit: Type.Integer({ minimum: 1, maximum: 100, default: 20, description: 'Page size' }),
+  limit: Defaulted(Type.Integer({ minimum: 1, maximum: 100, default: 20, description: 'Page size' })),
   cursor: Type.Optional(Type.String({ minLength: 1, maxLength: 2000, description: 'The `nextCursor` of the previous page' }))
 }
 
@@ -95,10 +104,39 @@ const STATUS_DESCRIPTIONS: Record<number, string> = {
   503: 'The service is unavailable (shutting down, overloaded or its database is unreachable)'
 }
 
-/** A response documented as a `Problem`, served as `application/problem+json`. */
+/** What a problem of each status says, for its example. */
+const EXAMPLES: Record<number, { title: string, code: string, detail: string, errors?: ValidationIssue[] }> = {
+  400: { title: 'Bad Request', code: 'validation-error', detail: 'The request body is invalid', errors: [{ in: 'body', path: '/price', message: 'must be <= 1000000000' }] },
+  401: { title: 'Unauthorized', code: 'invalid-token', detail: 'The access token has expired' },
+  403: { title: 'Forbidden', code: 'insufficient-scope', detail: 'This operation needs the scope items:write' },
+  404: { title: 'Not Found', code: 'not-found', detail: 'No item has this id' },
+  409: { title: 'Conflict', code: 'edit-conflict', detail: 'The item is changing too often to apply this change: retry' },
+  412: { title: 'Precondition Failed', code: 'precondition-failed', detail: 'The item has changed since the version named in If-Match: fetch it again' },
+  413: { title: 'Payload Too Large', code: 'payload-too-large', detail: 'Request body is too large' },
+  415: { title: 'Unsupported Media Type', code: 'unsupported-media-type', detail: 'This operation accepts application/json, not text/plain' },
+  422: { title: 'Unprocessable Entity', code: 'idempotency-key-reused', detail: 'This Idempotency-Key was used with another request' },
+  429: { title: 'Too Many Requests', code: 'rate-limited', detail: 'Too many requests: retry in 42 seconds' },
+  500: { title: 'Internal Server Error', code: 'internal-error', detail: 'An unexpected error occurred; the request id identifies it in the server log' },
+  503: { title: 'Service Unavailable', code: 'service-unavailable', detail: 'The server is shutting down' }
+}
+
+/** An example problem of `status`, as the server writes one. */
+export function problemExample (status: number): Problem {
+  const { title = 'Error', code = 'error', detail = STATUS_DESCRIPTIONS[status] ?? 'Error', errors } = EXAMPLES[status] ?? {}
+  return {
+    type: `urn:catalog-api:problem:${code}`,
+    title,
+    status,
+    detail,
+    instance: '/api/v1/items/0196f1c2-7a8b-7cde-8f01-23456789abcd',
+    ...(errors === undefined ? {} : { errors })
+  }
+}
+
+/** A response documented as a `Problem`, served as `application/problem+json`, with an example of its own status. */
 export const problemResponse = (status: number, description = STATUS_DESCRIPTIONS[status] ?? 'Error') => ({
   description,
-  content: { 'application/problem+json': { schema: Ref(ProblemSchema) } }
+  content: { 'application/problem+json': { schema: Ref(ProblemSchema), example: problemExample(status) } }
 })
 
 /** The documented error responses of an operation, e.g. `...problems(401, 403, 404)`. */
@@ -106,6 +144,8 @@ export const problems = (...statuses: number[]) =>
   Object.fromEntries(statuses.map((status) => [status, problemResponse(status)])) as Record<number, ReturnType<typeof problemResponse>>
 
 export const OAUTH2_SCHEME = 'OAuth2PasswordBearer'
+/** The same access tokens, pasted: for tools that cannot run the password flow (Postman, Portman). */
+export const BEARER_SCHEME = 'BearerJWT'
 export const SCOPES = {
   profile: 'Read and change your own account',
   'items:write': 'Create, change and delete your items, run imports and read their jobs',
@@ -114,13 +154,15 @@ export const SCOPES = {
 export type Scope = keyof typeof SCOPES
 
 /**
- * The `security` of an operation: each argument is one way to be allowed, listing the scopes it needs.
- * `requires(['items:write'], ['admin'])` means "items:write, or admin". No argument means public.
+ * The `security` of an operation: each argument is one way to be allowed, listing the scopes it needs, by either
+ * scheme (the password flow, or a bearer token obtained from it). `requires(['items:write'], ['admin'])` means
+ * "items:write, or admin". No argument means public.
  */
-export const requires = (...alternatives: Scope[][]) => alternatives.map((scopes) => ({ [OAUTH2_SCHEME]: scopes }))
+export const requires = (...alternatives: Scope[][]): Array<Record<string, Scope[]>> =>
+  alternatives.flatMap((scopes): Array<Record<string, Scope[]>> => [{ [OAUTH2_SCHEME]: scopes }, { [BEARER_SCHEME]: scopes }])
 
 /** The `security` of an operation open to anyone that a token, when sent, may see more of. */
-export const signedInOrAnonymous: Array<Record<string, Scope[]>> = [{}, { [OAUTH2_SCHEME]: [] }]
+export const signedInOrAnonymous: Array<Record<string, Scope[]>> = [{}, ...requires([])]
 
 /** A list of entity tags, as `If-Match` and `If-None-Match` carry. */
 export const EntityTagsHeader = (description: string, example: string) =>
@@ -138,3 +180,10 @@ export const pageResponse = <T extends TSchema>(description: string, page: T) =>
 
 /** The `ETag` response header of a single resource. */
 export const etagHeader = (description: string) => ({ ETag: { type: 'string', maxLength: 200, description } })
+
+/** A 304 of a conditional GET: no body, and the headers it repeats. */
+export const notModified = <H extends Record<string, unknown>>(description: string, headers: H) =>
+  ({ type: 'null', description, headers }) as const
+
+/** The `Cache-Control` response header, with what this response sets. */
+export const cacheControlHeader = (value: string) => ({ 'Cache-Control': { type: 'string', maxLength: 200, description: `\`${value}\`` } })

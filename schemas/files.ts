@@ -1,5 +1,5 @@
 import { Type } from '@sinclair/typebox'
-import { EntityTagsHeader, etagHeader, IdParamsSchema, problems, Ref, requires, StrictObject } from './common.js'
+import { EntityTagsHeader, etagHeader, IdParamsSchema, notModified, problems, Ref, requires, StrictObject } from './common.js'
 import { ItemSchema } from './items.js'
 import { UserSchema } from './users.js'
 
@@ -44,11 +44,7 @@ const imageResponses = (what: string) => ({
     headers: imageHeaders,
     content: Object.fromEntries(IMAGE_TYPES.map((type) => [type, { schema: binary }]))
   },
-  304: {
-    type: 'null',
-    description: 'Not modified: `If-None-Match` matches the current `ETag`',
-    headers: { ETag: imageHeaders.ETag, 'Cache-Control': imageHeaders['Cache-Control'] }
-  }
+  304: notModified('Not modified: `If-None-Match` matches the current `ETag`', { ETag: imageHeaders.ETag, 'Cache-Control': imageHeaders['Cache-Control'] })
 } as const)
 
 const IfMatchHeaders = Type.Object({

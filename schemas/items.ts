@@ -1,13 +1,13 @@
 import { Type, type Static } from '@sinclair/typebox'
-import { DateTime, EntityTagsHeader, etagHeader, IdParamsSchema, json, Nullable, Page, pageResponse, PaginationQuery, problems, Ref, requires, StrictObject, Uuid } from './common.js'
+import { DateTime, Defaulted, EntityTagsHeader, etagHeader, IdParamsSchema, json, notModified, Nullable, Page, pageResponse, PaginationQuery, problems, Ref, requires, StrictObject, Uuid } from './common.js'
 
 const Name = Type.String({ minLength: 1, maxLength: 200, description: 'Display name, 1 to 200 characters', examples: ['Walnut desk'] })
 const Description = Nullable(Type.String({ maxLength: 5000, description: 'Free text up to 5,000 characters; null when none', examples: ['Solid walnut, 140 × 70 cm.'] }))
 /**
- * Money: a JSON number with at most 2 decimals, stored exactly as Postgres `numeric(12,2)`. Examples use prices whose
- * quotient by 0.01 is exact in floating point, so documentation tools checking `multipleOf` naively accept them.
+ * Money: a JSON number with at most 2 decimals, stored exactly as Postgres `numeric(12,2)`. The server checks the
+ * decimals exactly (`decimals`, our keyword); the published documents say it in words (see the README on prices).
  */
-const Price = Type.Number({ minimum: 0, maximum: 1_000_000_000, multipleOf: 0.01, description: 'Price with at most 2 decimals, from 0 to 1,000,000,000', examples: [24.99] })
+const Price = Type.Number({ minimum: 0, maximum: 1_000_000_000, decimals: 2, description: 'Price with at most 2 decimals, from 0 to 1,000,000,000', examples: [24.99] })
 const Tags = Type.Array(Type.String({ minLength: 1, maxLength: 40 }), { maxItems: 20, uniqueItems: true, description: 'Up to 20 distinct tags of 1 to 40 characters', examples: [['furniture', 'walnut']] })
 
 export const ItemSchema = StrictObject({
@@ -88,17 +88,17 @@ export const ItemDeletedSchema = StrictObject({
 
 export const ITEM_SORT_FIELDS = ['name', 'price', 'createdAt', 'updatedAt'] as const
 const sortKey = `-?(?:${ITEM_SORT_FIELDS.join('|')})`
-const PriceBound = (description: string) => Type.Number({ minimum: 0, maximum: 1_000_000_000, multipleOf: 0.01, description })
+const PriceBound = (description: string) => Type.Number({ minimum: 0, maximum: 1_000_000_000, decimals: 2, description: `${description}; at most 2 decimals` })
 
 export const ItemListQuerySchema = StrictObject({
   ...PaginationQuery,
-  sort: Type.String({
+  sort: Defaulted(Type.String({
     pattern: `^${sortKey}(?:,${sortKey}){0,3}$`,
     maxLength: 100,
     default: '-createdAt',
     description: 'Comma list of `name`, `price`, `createdAt`, `updatedAt`, each optionally prefixed `-` for descending. The id breaks ties.',
     examples: ['-createdAt', 'price,-name']
-  }),
+  })),
   q: Type.Optional(Type.String({ minLength: 1, maxLength: 200, description: 'Full-text search over name and description, with English stemming and web search syntax (`"exact phrase"`, `or`, `-word`)', examples: ['walnut desk'] })),
   tag: Type.Optional(Type.Array(Type.String({ minLength: 1, maxLength: 40 }), { maxItems: 20, description: 'Only items carrying every tag given; repeat the parameter for several', examples: [['furniture']] })),
   ownerId: Type.Optional(Uuid({ description: 'Only the items of this user' })),
@@ -164,7 +164,7 @@ export const getItem = {
   headers: IfNoneMatchHeaders,
   response: {
     200: itemResponse('The item'),
-    304: { type: 'null', description: 'Not modified: the version named in `If-None-Match` is current', headers: etag },
+    304: notModified('Not modified: the version named in `If-None-Match` is current', etag),
     ...problems(404)
   }
 } as const

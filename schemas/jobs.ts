@@ -1,5 +1,5 @@
 import { Type, type Static } from '@sinclair/typebox'
-import { DateTime, IdParamsSchema, Nullable, problems, Ref, requires, StrictObject, StringEnum, Uuid } from './common.js'
+import { cacheControlHeader, DateTime, EntityTagsHeader, IdParamsSchema, notModified, Nullable, problems, Ref, requires, StrictObject, StringEnum, Uuid } from './common.js'
 
 export const JOB_KINDS = ['items.import'] as const
 export const JOB_STATUSES = ['queued', 'running', 'succeeded', 'failed'] as const
@@ -84,6 +84,7 @@ export type ImportError = Static<typeof ImportErrorSchema>
 export const jobsComponents = [ImportErrorSchema, ImportResultSchema, JobSchema, ItemImportUploadSchema]
 
 const etag = { type: 'string', maxLength: 100, description: 'The strong entity tag of the job as it is now; send it as `If-None-Match`' } as const
+const privateNoCache = cacheControlHeader('private, no-cache')
 
 export const importItems = {
   operationId: 'importItems',
@@ -121,9 +122,12 @@ export const getJob = {
     'someone else\'s job is 403. Send the `ETag` as `If-None-Match` to get 304 while nothing changed.',
   security: requires(['items:write'], ['admin']),
   params: IdParamsSchema,
+  headers: Type.Object({
+    'If-None-Match': EntityTagsHeader('Answer 304 without a body when the job\'s current `ETag` is one of these (weak comparison), or for `*`', '"kq3Z0a6l1hB2c7D9e0F4g8H5i1J"')
+  }),
   response: {
-    200: { description: 'The job', headers: { ETag: etag }, content: { 'application/json': { schema: Ref(JobSchema) } } },
-    304: { type: 'null', description: 'Not modified: `If-None-Match` matches the current `ETag`', headers: { ETag: etag } },
+    200: { description: 'The job', headers: { ETag: etag, ...privateNoCache }, content: { 'application/json': { schema: Ref(JobSchema) } } },
+    304: notModified('Not modified: `If-None-Match` matches the current `ETag`', { ETag: etag, ...privateNoCache }),
     ...problems(403, 404)
   }
 } as const

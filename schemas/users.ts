@@ -1,5 +1,5 @@
 import { Type, type Static } from '@sinclair/typebox'
-import { DateTime, Email, EntityTagsHeader, etagHeader, IdParamsSchema, json, Nullable, Page, pageResponse, PaginationQuery, problems, Ref, requires, StrictObject, StringEnum, Uuid } from './common.js'
+import { cacheControlHeader, DateTime, Defaulted, Email, EntityTagsHeader, etagHeader, IdParamsSchema, json, notModified, Nullable, Page, pageResponse, PaginationQuery, problems, Ref, requires, StrictObject, StringEnum, Uuid } from './common.js'
 
 const FullName = Nullable(Type.String({ minLength: 1, maxLength: 200, description: 'Display name; null when not given', examples: ['Ada Lovelace'] }))
 const Password = (description: string) => Type.String({ minLength: 8, maxLength: 128, writeOnly: true, description: `${description}; 8 to 128 characters` })
@@ -76,7 +76,7 @@ export const USER_SORTS = ['createdAt', '-createdAt', 'email', '-email'] as cons
 
 export const UserListQuerySchema = StrictObject({
   ...PaginationQuery,
-  sort: StringEnum(USER_SORTS, { default: 'createdAt', description: 'Sort order; `-` means descending. The id breaks ties.' }),
+  sort: Defaulted(StringEnum(USER_SORTS, { default: 'createdAt', description: 'Sort order; `-` means descending. The id breaks ties.' })),
   isActive: Type.Optional(Type.Boolean({ description: 'Only active (true) or inactive (false) users' })),
   isSuperuser: Type.Optional(Type.Boolean({ description: 'Only superusers (true) or ordinary users (false)' })),
   email: Type.Optional(Type.String({ minLength: 1, maxLength: 254, description: 'Only users whose email contains this text, regardless of case' }))
@@ -93,6 +93,9 @@ export const usersComponents = [UserSchema, UserCreateSchema, UserUpdateSchema, 
 const location = { Location: { type: 'string', maxLength: 2000, description: 'The URL of the new user' } }
 const etag = etagHeader('Strong entity tag of this version of the account; send it in `If-None-Match`')
 const userResponse = (description: string) => ({ description, headers: etag, content: json(Ref(UserSchema)) })
+const privateNoStore = cacheControlHeader('private, no-store')
+const ownAccount = (description: string) => ({ description, headers: { ...etag, ...privateNoStore }, content: json(Ref(UserSchema)) })
+const notModifiedUser = notModified('Not modified: your `If-None-Match` holds the current `ETag`', etag)
 const IfNoneMatchHeaders = Type.Object({
   'If-None-Match': EntityTagsHeader('Answer 304 without a body when the account\'s current `ETag` is one of these (weak comparison), or for `*`', '"0196f1c2-7a8b-7cde-8f01-23456789abcd.1746100800000"')
 })
@@ -118,7 +121,7 @@ export const getCurrentUser = {
   description: 'The user the access token belongs to. Served with `Cache-Control: private, no-store`.',
   security: requires(['profile']),
   headers: IfNoneMatchHeaders,
-  response: { 200: userResponse('Your account'), 304: { description: 'Not modified: your `If-None-Match` holds the current `ETag`' }, ...problems(403) }
+  response: { 200: ownAccount('Your account'), 304: notModified('Not modified: your `If-None-Match` holds the current `ETag`', { ...etag, ...privateNoStore }), ...problems(403) }
 } as const
 
 export const updateCurrentUser = {
@@ -128,7 +131,7 @@ export const updateCurrentUser = {
   description: 'Changes your name or email. An email another account uses is 409.',
   security: requires(['profile']),
   body: Ref(UserUpdateSchema),
-  response: { 200: userResponse('Your updated account'), ...problems(403, 409) }
+  response: { 200: ownAccount('Your updated account'), ...problems(403, 409) }
 } as const
 
 export const changePassword = {
@@ -173,7 +176,7 @@ export const getUser = {
   security: requires(['admin']),
   params: IdParamsSchema,
   headers: IfNoneMatchHeaders,
-  response: { 200: userResponse('The user'), 304: { description: 'Not modified: your `If-None-Match` holds the current `ETag`' }, ...problems(403, 404) }
+  response: { 200: userResponse('The user'), 304: notModifiedUser, ...problems(403, 404) }
 } as const
 
 export const updateUser = {

@@ -16,4 +16,10 @@ function findRoot (from: string): string {
 export const projectRoot = findRoot(dirname(fileURLToPath(import.meta.url)))
 export const migrationsFolder = join(projectRoot, 'migrations')
 
-export const packageInfo = JSON.parse(readFileSync(join(projectRoot, 'package.json'), 'utf8')) as { name: string, version: string, description: string }
+export const packageInfo = JSON.parse(readFileSync(join(projectRoot, 'package.json'), 'utf8')) as {
+  name: string
+  version: string
+  description: string
+  /** Who answers for the API: the documents' contact. */
+  author: { name: string, email: string }
+}

@@ -22,7 +22,8 @@ async function served (app: FastifyInstance, url: string): Promise<string> {
 export async function renderOpenApi (app: FastifyInstance): Promise<Record<OpenApiFile, string>> {
   const document: unknown = JSON.parse(await served(app, '/openapi.json'))
   const yaml = await served(app, '/openapi.yaml')
-  const types = astToString(await openapiTS(document as Parameters<typeof openapiTS>[0]))
+  // A copy: openapi-typescript adds to the document it is given.
+  const types = astToString(await openapiTS(structuredClone(document) as Parameters<typeof openapiTS>[0]))
   const asyncapi: unknown = JSON.parse(await served(app, '/asyncapi.json'))
   return {
     'openapi.json': JSON.stringify(document, null, 2) + '\n',

@@ -1,15 +1,48 @@
 import { AjvCompiler } from '@fastify/ajv-compiler'
 import type { TSchema } from '@sinclair/typebox'
+import type { Ajv } from 'ajv'
 import type { FastifySchemaCompiler, FastifyServerOptions, FastifySchema } from 'fastify'
 
-/** `multipleOfPrecision`: with floating point, 19.99 is not an exact multiple of 0.01; compare to 1e-6. */
-const shared = { allErrors: true, removeAdditional: false, useDefaults: true, multipleOfPrecision: 6 } as const
+const shared = { allErrors: true, removeAdditional: false, useDefaults: true, discriminator: true } as const
 /** JSON bodies keep their types: `"name": 123` is an error, never "123". */
 export const bodyOptions = { ...shared, coerceTypes: false } as const
 /** Query strings, path parameters and headers are text: coerce them (`limit=20`, a repeated `tag`). */
 const textOptions = { ...shared, coerceTypes: 'array' } as const
 
 type SchemaController = NonNullable<FastifyServerOptions['schemaController']>
+
+/** Our own keyword: how a schema says "at most N decimals" (money). The published documents leave it out (see docs). */
+export const DECIMALS = 'decimals'
+
+interface DecimalsValidator {
+  (places: number, value: number): boolean
+  errors?: Array<{ keyword: string, message: string, params: Record<string, unknown> }>
+}
+
+/**
+ * `decimals: 2` holds when the number is exactly the double nearest to a number of 2 decimals (19.99, not 19.991).
+ * JSON Schema's `multipleOf: 0.01` cannot say that: in floating point 19.99 / 0.01 is 1998.9999999999998.
+ */
+const atMostDecimals: DecimalsValidator = (places, value) => {
+  const valid = Number(value.toFixed(places)) === value
+  atMostDecimals.errors = valid ? [] : [{ keyword: DECIMALS, message: `must have at most ${places} decimals`, params: { decimals: places } }]
+  return valid
+}
+
+/**
+ * A schema (or a whole document) as published: without our own keywords, which standard validators refuse in
+ * strict mode and generators do not know. Descriptions say the same in words.
+ */
+export function published<T> (value: T): T {
+  if (Array.isArray(value)) return value.map(published) as T
+  if (value === null || typeof value !== 'object') return value
+  return Object.fromEntries(Object.entries(value).filter(([key]) => key !== DECIMALS).map(([key, child]) => [key, published(child)])) as T
+}
+
+function addDecimals (ajv: Ajv): Ajv {
+  ajv.addKeyword({ keyword: DECIMALS, type: 'number', schemaType: 'number', errors: true, validate: atMostDecimals })
+  return ajv
+}
 type ExternalSchemas = Parameters<ReturnType<typeof AjvCompiler>>[0]
 
 /**
@@ -33,8 +66,8 @@ export function schemaController (): SchemaController {
   const factory = AjvCompiler()
   const buildValidator = (externalSchemas: ExternalSchemas): FastifySchemaCompiler<FastifySchema> => {
     // At run time Fastify calls the compiled factory with the route definition, not with `(schema, meta)` as typed.
-    const body = factory(externalSchemas, { customOptions: bodyOptions }) as unknown as FastifySchemaCompiler<FastifySchema>
-    const text = factory(externalSchemas, { customOptions: textOptions }) as unknown as FastifySchemaCompiler<FastifySchema>
+    const body = factory(externalSchemas, { customOptions: bodyOptions, plugins: [addDecimals] }) as unknown as FastifySchemaCompiler<FastifySchema>
+    const text = factory(externalSchemas, { customOptions: textOptions, plugins: [addDecimals] }) as unknown as FastifySchemaCompiler<FastifySchema>
     return (route) => {
       if (route.httpPart === 'body') return body(route)
       return text(route.httpPart === 'headers' ? { ...route, schema: lowerCaseHeaderNames(route.schema) } : route)
@@ -56,6 +89,7 @@ export function compileBodyValidator (schema: TSchema): (value: unknown) => AjvI
   let validate: CompiledValidator | undefined
   AjvCompiler()({}, {
     customOptions: { ...bodyOptions, useDefaults: false },
+    plugins: [addDecimals],
     onCreate: (ajv) => { validate = ajv.compile(schema) as CompiledValidator }
   })
   const compiled = validate

@@ -4,6 +4,7 @@ import {
   BEARER_PROTOCOL, EchoMessageSchema, MAX_MESSAGE_BYTES, PingMessageSchema, PongMessageSchema, SubscribedMessageSchema, SubscribeMessageSchema,
   UnsubscribedMessageSchema, UnsubscribeMessageSchema, WS_PATH, WsQuerySchema, wsComponents
 } from '../../schemas/ws.js'
+import { published } from '../lib/validation.js'
 import { packageInfo } from '../paths.js'
 
 type Json = null | boolean | number | string | Json[] | { [key: string]: Json }
@@ -15,7 +16,7 @@ function component (value: unknown): Json {
   if (Array.isArray(value)) return value.map(component)
   if (value === null || typeof value !== 'object') return value as Json
   const copy: { [key: string]: Json } = {}
-  for (const [key, child] of Object.entries(value)) {
+  for (const [key, child] of Object.entries(published(value))) {
     if (key === '$id') continue
     copy[key] = key === '$ref' && typeof child === 'string' ? schemaRef(child) : component(child)
   }
@@ -85,7 +86,8 @@ export function asyncApiDocument (): Json {
         'and drops peers that do not answer.\n\nThe same events are served as Server-Sent Events at `GET /api/v1/events?topics=…` ' +
         '(the `events` channel; its HTTP side is in `/openapi.json`): each SSE event has `id:` set to the event id and `data:` ' +
         'the message as JSON; a reconnect with `Last-Event-ID` replays what came after it.',
-      license: { name: 'MIT', url: 'https://spdx.org/licenses/MIT.html' }
+      license: { name: 'MIT', url: 'https://spdx.org/licenses/MIT.html' },
+      contact: packageInfo.author
     },
     defaultContentType: 'application/json',
     servers: {

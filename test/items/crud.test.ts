@@ -76,6 +76,10 @@ t.test('POST /api/v1/items → prices round-trip exactly', async (t) => {
 t.test('POST /api/v1/items → 400 listing every failing field; no JSON coercion', async (t) => {
   problem(t, await post({ name: 'x', price: '5' }), 400, ['/price'])
   problem(t, await post({ name: 'x', price: 19.991 }), 400, ['/price'])
+  // Within a millionth of a cent, yet not 2 decimals: refused rather than rounded when stored.
+  const close = await post({ name: 'x', price: 0.0100000001 })
+  problem(t, close, 400, ['/price'])
+  t.match(close.json(), { errors: [{ in: 'body', path: '/price', message: 'must have at most 2 decimals' }] })
   problem(t, await post({ name: 'x', price: 1_000_000_000.01 }), 400, ['/price'])
   problem(t, await post({ name: 'x', price: -1 }), 400, ['/price'])
   problem(t, await post({ name: 123, price: null }), 400, ['/name', '/price'])
@@ -276,7 +280,8 @@ t.test('OpenAPI documents the items operations, their headers and both PATCH med
   t.same(Object.keys(collection).sort(), ['get', 'post'])
   t.same(Object.keys(single).sort(), ['delete', 'get', 'patch', 'put'])
   t.same(Object.keys(single.patch.requestBody.content).sort(), ['application/json', 'application/merge-patch+json'])
-  t.same(Object.keys(collection.post.responses['201'].headers).sort(), ['ETag', 'Location'])
+  t.same(Object.keys(collection.post.responses['201'].headers).sort(),
+    ['ETag', 'Idempotent-Replayed', 'Location', 'RateLimit-Limit', 'RateLimit-Remaining', 'RateLimit-Reset', 'X-Request-Id'])
   t.ok(single.get.responses['304'], '304 documented')
   t.notOk(single.get.responses['304'].content, '304 has no body')
   t.ok(single.put.responses['412'] && single.patch.responses['412'] && single.delete.responses['412'], '412 documented')
@@ -285,8 +290,10 @@ t.test('OpenAPI documents the items operations, their headers and both PATCH med
   t.same(headerNames(single.get), ['If-None-Match'])
   t.same(headerNames(single.patch), ['If-Match'])
   t.same(headerNames(collection.post), ['Idempotency-Key'])
-  t.same(collection.post.security, [{ OAuth2PasswordBearer: ['items:write'] }])
-  t.same(single.put.security, [{ OAuth2PasswordBearer: ['items:write'] }, { OAuth2PasswordBearer: ['admin'] }])
+  t.same(collection.post.security, [{ OAuth2PasswordBearer: ['items:write'] }, { BearerJWT: ['items:write'] }])
+  t.same(single.put.security, [
+    { OAuth2PasswordBearer: ['items:write'] }, { BearerJWT: ['items:write'] }, { OAuth2PasswordBearer: ['admin'] }, { BearerJWT: ['admin'] }
+  ])
   t.same(collection.get.security, [])
   t.equal((await app.inject({ url: '/' })).json().links.items, '/api/v1/items')
 })

@@ -50,7 +50,7 @@ t.test('POST /api/v1/items/import → NDJSON: valid rows become the user\'s item
     errors: [
       { line: 3, errors: [{ path: '/name', message: 'must NOT have fewer than 1 characters' }, { path: '/price', message: 'must be >= 0' }] },
       { line: 4, errors: [{ path: '', message: 'is not valid JSON' }] },
-      { line: 7, errors: [{ path: '/colour', message: 'is not a known field' }, { path: '/price', message: 'must be multiple of 0.01' }] },
+      { line: 7, errors: [{ path: '/colour', message: 'is not a known field' }, { path: '/price', message: 'must have at most 2 decimals' }] },
       { line: 9, errors: [{ path: '/name', message: 'must not contain NUL characters' }] },
       { line: 10, errors: [{ path: '', message: 'must be object' }] }
     ]

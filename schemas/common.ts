@@ -154,12 +154,12 @@ export const SCOPES = {
 export type Scope = keyof typeof SCOPES
 
 /**
- * The `security` of an operation: each argument is one way to be allowed, listing the scopes it needs, by either
- * scheme (the password flow, or a bearer token obtained from it). `requires(['items:write'], ['admin'])` means
- * "items:write, or admin". No argument means public.
+ * The `security` of an operation: each argument is one way to be allowed, listing the scopes it needs.
+ * `requires(['items:write'], ['admin'])` means "items:write, or admin". No argument means public. The same tokens
+ * may also be pasted as a bearer token (a scheme without scopes of its own: the token's scopes still apply).
  */
 export const requires = (...alternatives: Scope[][]): Array<Record<string, Scope[]>> =>
-  alternatives.flatMap((scopes): Array<Record<string, Scope[]>> => [{ [OAUTH2_SCHEME]: scopes }, { [BEARER_SCHEME]: scopes }])
+  alternatives.length === 0 ? [] : [...alternatives.map((scopes) => ({ [OAUTH2_SCHEME]: scopes })), { [BEARER_SCHEME]: [] }]
 
 /** The `security` of an operation open to anyone that a token, when sent, may see more of. */
 export const signedInOrAnonymous: Array<Record<string, Scope[]>> = [{}, ...requires([])]

@@ -5,6 +5,7 @@ import type { FastifyInstance } from 'fastify'
 import type { Test } from 'tap'
 import { buildApp, type AppOptions } from '../src/app.js'
 import { loadConfig, type Config } from '../src/config.js'
+import { proveResponses } from './contract/responses.js'
 import { PGLITE_SNAPSHOT, postgresTarget, quoteIdent, withClient } from './databases.js'
 
 export const TEST_JWT_SECRET = 'test-secret-that-is-at-least-32-characters-long'
@@ -53,6 +54,7 @@ export async function build (
   })
   t.teardown(() => app.close())
   await register(app)
+  proveResponses(app)
   await app.ready()
   return app
 }

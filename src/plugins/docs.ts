@@ -93,7 +93,8 @@ function sharedHeaders (status: number, { rateLimited, idempotent }: RouteTraits
     ...SHARED_HEADERS.every,
     ...(rateLimited ? SHARED_HEADERS.rateLimited : {}),
     ...(status === 401 || status === 403 ? SHARED_HEADERS.challenge : {}),
-    ...(status === 429 || status === 503 ? SHARED_HEADERS.retry : {}),
+    // A 409 of an idempotent request still in progress says when to retry, as 429 and 503 do.
+    ...(status === 429 || status === 503 || (idempotent && status === 409) ? SHARED_HEADERS.retry : {}),
     ...(idempotent && status >= 200 && status < 300 ? SHARED_HEADERS.replayed : {})
   }
 }

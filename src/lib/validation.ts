@@ -58,6 +58,29 @@ function lowerCaseHeaderNames (schema: FastifySchema): FastifySchema {
   } as FastifySchema
 }
 
+type Validate = ((data: unknown) => boolean) & { errors?: AjvIssue[] | null }
+
+/** Where a value holds a number that is not finite. */
+function nonFinite (value: unknown, path = ''): string[] {
+  if (typeof value === 'number') return Number.isFinite(value) ? [] : [path]
+  if (value === null || typeof value !== 'object') return []
+  return Object.entries(value).flatMap(([key, child]) => nonFinite(child, `${path}/${key}`))
+}
+
+/**
+ * Ajv coerces the text `Infinity` (or `1e400`) of a query string to a number after checking its type, and checks
+ * `minimum`/`maximum` on finite numbers only: `limit=Infinity` would pass. What coerces to no finite number is refused.
+ */
+function refusingNonFinite (validate: Validate): Validate {
+  const wrapped: Validate = (data) => {
+    const valid = validate(data)
+    const infinite = nonFinite(data).map((path): AjvIssue => ({ instancePath: path, keyword: 'finite', message: 'must be a finite number', params: {} }))
+    wrapped.errors = infinite.length === 0 ? validate.errors : [...(validate.errors ?? []), ...infinite]
+    return valid && infinite.length === 0
+  }
+  return wrapped
+}
+
 /**
  * Validation settings per request part. Every string and array in our schemas is bounded,
  * which is what makes reporting every error (`allErrors`) safe.
@@ -70,7 +93,8 @@ export function schemaController (): SchemaController {
     const text = factory(externalSchemas, { customOptions: textOptions, plugins: [addDecimals] }) as unknown as FastifySchemaCompiler<FastifySchema>
     return (route) => {
       if (route.httpPart === 'body') return body(route)
-      return text(route.httpPart === 'headers' ? { ...route, schema: lowerCaseHeaderNames(route.schema) } : route)
+      const validate = text(route.httpPart === 'headers' ? { ...route, schema: lowerCaseHeaderNames(route.schema) } : route)
+      return refusingNonFinite(validate as unknown as Validate) as unknown as ReturnType<FastifySchemaCompiler<FastifySchema>>
     }
   }
   return { compilersFactory: { buildValidator: buildValidator as unknown as NonNullable<SchemaController['compilersFactory']>['buildValidator'] } }

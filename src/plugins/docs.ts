@@ -109,7 +109,8 @@ function addSharedResponses (schema: DocumentedSchema, traits: RouteTraits): voi
   const statuses = [401, 500, 503]
   if (traits.rateLimited) statuses.push(429)
   if (schema.body !== undefined || schema.querystring !== undefined || schema.params !== undefined || schema.headers !== undefined) statuses.push(400)
-  if (schema.body !== undefined && ['POST', 'PUT', 'PATCH'].includes(traits.method)) statuses.push(413, 415)
+  // Bodies are read on these methods whether the operation takes one or not: too big is 413, one it does not take 415.
+  if (['POST', 'PUT', 'PATCH', 'DELETE'].includes(traits.method)) statuses.push(413, 415)
   for (const status of statuses) response[status] ??= problemResponse(status)
   for (const [status, documented] of Object.entries(response)) {
     response[status] = { ...documented, headers: { ...sharedHeaders(Number(status), traits), ...documented.headers } }

@@ -174,6 +174,11 @@ t.test('GET /api/v1/items → 400 for bad limits, sorts, prices and unknown para
     'limit=0': '/limit',
     'limit=101': '/limit',
     'limit=ten': '/limit',
+    // Ajv coerces these to Infinity, which its range checks let through.
+    'limit=Infinity': '/limit',
+    'limit=1e400': '/limit',
+    'minPrice=Infinity': '/minPrice',
+    'maxPrice=-1e400': '/maxPrice',
     'sort=color': '/sort',
     'sort=price,price': '/sort',
     'sort=-createdAt,': '/sort',

@@ -1078,7 +1078,7 @@ export interface components {
              * Format: binary
              * @description NDJSON (`.ndjson` or `application/x-ndjson`: one `ItemCreate` object per line, blank lines skipped) or CSV (`.csv` or `text/csv`: RFC 4180, header row exactly `name,description,price,tags`, tags separated by `|`, an empty description is null); UTF-8, at most `UPLOAD_MAX_BYTES` (5 MiB by default)
              */
-            file: string;
+            file: Blob;
         };
         /**
          * ImageUpload
@@ -1089,7 +1089,7 @@ export interface components {
              * Format: binary
              * @description A JPEG, PNG, WebP or GIF image, recognised by its bytes (not its name or declared type); at most `UPLOAD_MAX_BYTES` (5 MiB by default)
              */
-            file: string;
+            file: Blob;
         };
         /**
          * ItemDeleted
@@ -1590,8 +1590,8 @@ export interface operations {
         };
         requestBody: {
             content: {
-                "application/x-www-form-urlencoded": components["schemas"]["TokenRequest"];
                 "application/json": components["schemas"]["TokenRequest"];
+                "application/x-www-form-urlencoded": components["schemas"]["TokenRequest"];
             };
         };
         responses: {
@@ -1767,8 +1767,8 @@ export interface operations {
         };
         requestBody: {
             content: {
-                "application/x-www-form-urlencoded": components["schemas"]["RevokeRequest"];
                 "application/json": components["schemas"]["RevokeRequest"];
+                "application/x-www-form-urlencoded": components["schemas"]["RevokeRequest"];
             };
         };
         responses: {
@@ -5672,10 +5672,10 @@ export interface operations {
                     [name: string]: unknown;
                 };
                 content: {
-                    "image/jpeg": string;
-                    "image/png": string;
-                    "image/webp": string;
-                    "image/gif": string;
+                    "image/jpeg": Blob;
+                    "image/png": Blob;
+                    "image/webp": Blob;
+                    "image/gif": Blob;
                 };
             };
             /** @description Not modified: `If-None-Match` matches the current `ETag` */
@@ -6310,10 +6310,10 @@ export interface operations {
                     [name: string]: unknown;
                 };
                 content: {
-                    "image/jpeg": string;
-                    "image/png": string;
-                    "image/webp": string;
-                    "image/gif": string;
+                    "image/jpeg": Blob;
+                    "image/png": Blob;
+                    "image/webp": Blob;
+                    "image/gif": Blob;
                 };
             };
             /** @description Not modified: `If-None-Match` matches the current `ETag` */

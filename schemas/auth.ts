@@ -102,11 +102,14 @@ export type RevokeRequest = Static<typeof RevokeRequestSchema>
 
 export const authComponents = [PasswordGrantSchema, RefreshTokenGrantSchema, TokenRequestSchema, TokenResponseSchema, OAuthErrorSchema, RevokeRequestSchema]
 
-/** Both media types the token endpoints take: forms (what OAuth2 clients and Swagger UI send) and JSON. */
-const formOrJson = <T>(schema: T) => ({
+/**
+ * Both media types the token endpoints take: JSON, listed first since client generators use the first (and write a
+ * oneOf badly as a form), and forms, what OAuth2 clients and Swagger UI's Authorize send.
+ */
+const jsonOrForm = <T>(schema: T) => ({
   content: {
-    'application/x-www-form-urlencoded': { schema },
-    'application/json': { schema }
+    'application/json': { schema },
+    'application/x-www-form-urlencoded': { schema }
   }
 })
 
@@ -126,7 +129,7 @@ export const createToken = {
     '`grant_type=refresh_token` exchanges a refresh token (single use) for a new pair. Reusing a spent refresh token ends the whole login. ' +
     'Unknown parameters and a Basic `Authorization` header are ignored. Errors follow RFC 6749 §5.2. ' +
     'Limited per (client IP, username) and per client IP.',
-  body: formOrJson(Ref(TokenRequestSchema)),
+  body: jsonOrForm(Ref(TokenRequestSchema)),
   response: {
     200: { description: 'The tokens', headers: noStore, content: { 'application/json': { schema: Ref(TokenResponseSchema) } } },
     400: oauthError('`invalid_request`, `invalid_grant`, `unsupported_grant_type` or `invalid_scope`',
@@ -141,7 +144,7 @@ export const revokeToken = {
   summary: 'Log out',
   description: 'RFC 7009 revocation: ends the login a refresh token (or access token) belongs to, with all its tokens. ' +
     'An unknown or already revoked token is also answered 200.',
-  body: formOrJson(Ref(RevokeRequestSchema)),
+  body: jsonOrForm(Ref(RevokeRequestSchema)),
   response: {
     200: { type: 'null', description: 'Revoked, or not a token that is valid here', headers: noStore },
     400: oauthError('`invalid_request`: the request is malformed', { error: 'invalid_request', error_description: 'The request is invalid: /token is required' })

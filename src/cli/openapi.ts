@@ -1,6 +1,7 @@
 import { join } from 'node:path'
 import type { FastifyInstance } from 'fastify'
 import openapiTS, { astToString, COMMENT_HEADER } from 'openapi-typescript'
+import ts from 'typescript'
 import { projectRoot } from '../paths.js'
 
 /** Where the exported document and the generated client types are committed. */
@@ -22,8 +23,11 @@ async function served (app: FastifyInstance, url: string): Promise<string> {
 export async function renderOpenApi (app: FastifyInstance): Promise<Record<OpenApiFile, string>> {
   const document: unknown = JSON.parse(await served(app, '/openapi.json'))
   const yaml = await served(app, '/openapi.yaml')
-  // A copy: openapi-typescript adds to the document it is given.
-  const types = astToString(await openapiTS(structuredClone(document) as Parameters<typeof openapiTS>[0]))
+  // A copy: openapi-typescript adds to the document it is given. Files (`format: binary`) are Blobs, as a client
+  // sends them in a FormData and receives them with `parseAs: 'blob'` (openapi-typescript's own recipe).
+  const types = astToString(await openapiTS(structuredClone(document) as Parameters<typeof openapiTS>[0], {
+    transform: (schema) => schema.format === 'binary' ? ts.factory.createTypeReferenceNode('Blob') : undefined
+  }))
   const asyncapi: unknown = JSON.parse(await served(app, '/asyncapi.json'))
   return {
     'openapi.json': JSON.stringify(document, null, 2) + '\n',

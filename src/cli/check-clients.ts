@@ -41,7 +41,7 @@ try {
 
   await createClient({
     input: document,
-    output: join(scratch, 'hey-api'),
+    output: { path: join(scratch, 'hey-api'), importFileExtension: '.js' },
     logs: { level: 'silent' },
     // Request validation off: the zod plugin types `format: binary` uploads as strings, so it would refuse the Blobs
     // the generated types ask for. Every response is still parsed by its zod schema.

@@ -1,38 +1,15 @@
-import { existsSync } from 'node:fs'
-import type { AddressInfo } from 'node:net'
 import type { FastifyInstance } from 'fastify'
-import { chromium, type Browser, type Page } from 'playwright-core'
+import type { Page } from 'playwright-core'
 import t, { type Test } from 'tap'
+import { noBrowser as skip, openPage } from '../browser.js'
 import { build, login, signUp, TEST_PASSWORD } from '../helper.js'
 import { createItem, FAST_REALTIME, user } from './helpers.js'
 
-const CHROMIUM = '/usr/bin/chromium'
-// CI installs Chromium (.ci/run), so there a missing browser fails the test instead of skipping it.
-const skip = existsSync(CHROMIUM) || process.env.CI === 'true' ? false : `needs ${CHROMIUM}: apt-get install -y chromium`
-
-let browser: Browser | undefined
-t.before(async () => {
-  if (skip !== false) return
-  browser = await chromium.launch({
-    executablePath: CHROMIUM,
-    args: ['--headless', '--no-sandbox', '--disable-gpu', '--disable-background-networking', '--disable-component-update']
-  })
-})
-t.teardown(async () => { await browser?.close() })
-
-/** The dashboard of a listening app in a fresh browser page, and the errors the page reports (a CSP violation among them). */
+/** The dashboard in a fresh browser page, and the errors the page reports (a CSP violation among them). */
 async function dashboard (t: Test, app: FastifyInstance): Promise<{ page: Page, problems: string[] }> {
-  await app.listen({ host: '127.0.0.1', port: 0 })
-  if (browser === undefined) throw new Error('no browser')
-  const context = await browser.newContext()
-  t.teardown(() => context.close())
-  const page = await context.newPage()
-  const problems: string[] = []
-  page.on('pageerror', (error) => problems.push(error.message))
-  page.on('console', (message) => { if (message.type() === 'error') problems.push(message.text()) })
-  const response = await page.goto(`http://127.0.0.1:${(app.server.address() as AddressInfo).port}/dashboard`)
-  t.equal(response?.status(), 200)
-  t.match(response?.headers()['content-security-policy'], /script-src 'self'/, 'served under the app CSP')
+  const { page, problems, status, csp } = await openPage(t, app, '/dashboard')
+  t.equal(status, 200)
+  t.match(csp, /script-src 'self'/, 'served under the app CSP')
   return { page, problems }
 }
 

@@ -12,7 +12,8 @@ interface Operation {
   summary?: string
   description?: string
   security?: unknown[]
-  responses?: Record<string, unknown>
+  parameters?: Array<{ name: string, in: string, required?: boolean, schema?: { default?: unknown } }>
+  responses?: Record<string, { content?: unknown }>
 }
 
 interface Document {
@@ -70,6 +71,15 @@ t.test('every operation is fully documented', async (t) => {
       t.ok(operation.description?.trim(), `${where} has a description`)
       t.ok(Array.isArray(operation.security), `${where} states its security ([] when public)`)
       t.ok(Object.keys(operation.responses ?? {}).some((status) => /^4(\d\d|XX)$/.test(status)), `${where} documents a 4xx response`)
+      for (const parameter of operation.parameters ?? []) {
+        // Generators make a required parameter mandatory in every call, even one the server defaults.
+        if (parameter.schema?.default !== undefined) t.notOk(parameter.required, `${where}: ${parameter.name} has a default, so it is optional`)
+      }
+      const notModified = operation.responses?.['304']
+      if (notModified !== undefined) {
+        t.equal(notModified.content, undefined, `${where}: its 304 has no body`)
+        t.ok(operation.parameters?.some((parameter) => parameter.in === 'header' && parameter.name === 'If-None-Match'), `${where}: a 304 needs If-None-Match to be sent`)
+      }
     }
   }
   t.ok(operationIds.size > 0, 'the document has operations')

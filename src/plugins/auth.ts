@@ -54,6 +54,8 @@ declare module 'fastify' {
 }
 
 const REALM = 'catalog-api'
+/** Clock skew allowed between instances, on `exp`, `nbf` and `iat`. */
+const CLOCK_TOLERANCE_MS = 5_000
 const UUID = /^[0-9a-f]{8}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{12}$/i
 
 /** The secret from config, else one generated once and kept under DATA_DIR, so restarts keep tokens valid. */
@@ -87,9 +89,11 @@ function bearerToken (header: string | undefined): string | undefined {
 }
 
 function readClaims (payload: unknown): AccessTokenClaims & { exp: number } | undefined {
-  const { sub, sid, scope, exp } = (payload ?? {}) as Partial<Record<keyof AccessTokenClaims | 'exp', unknown>>
+  const { sub, sid, scope, exp, iat } = (payload ?? {}) as Partial<Record<keyof AccessTokenClaims | 'exp' | 'iat', unknown>>
   if (typeof sub !== 'string' || !UUID.test(sub) || typeof sid !== 'string' || !UUID.test(sid) || typeof scope !== 'string') return undefined
   if (typeof exp !== 'number') return undefined
+  // fast-jwt checks `iat` only against a maximum age: a token issued in the future was not issued by us.
+  if (typeof iat !== 'number' || iat * 1000 > Date.now() + CLOCK_TOLERANCE_MS) return undefined
   return { sub, sid, scope, exp }
 }
 
@@ -130,8 +134,9 @@ export default fp(async function auth (app: FastifyInstance, { config }: { confi
       algorithms: ['HS256'],
       allowedIss: config.JWT_ISSUER,
       allowedAud: config.JWT_AUDIENCE,
-      clockTolerance: 5_000,
-      requiredClaims: ['sub', 'sid', 'scope', 'exp', 'iat', 'jti']
+      clockTolerance: CLOCK_TOLERANCE_MS,
+      // `allowedIss`/`allowedAud` check those claims only when present: requiring them pins them.
+      requiredClaims: ['iss', 'aud', 'sub', 'sid', 'scope', 'exp', 'iat', 'jti']
     }
   })
 

@@ -66,6 +66,18 @@ t.test('GET /api/v1/users/me → 401 with a wrong audience, a wrong issuer or a 
   rejected(t, await me(authHeader(jwt({ ...claims, sub: randomUUID() }))), /ended/)
 })
 
+t.test('GET /api/v1/users/me → 401 without iss or aud, or issued in the future beyond the clock skew', async (t) => {
+  const { claims } = await validClaims()
+  const { iss: _iss, ...withoutIss } = claims
+  const { aud: _aud, ...withoutAud } = claims
+  rejected(t, await me(authHeader(jwt(withoutIss))))
+  rejected(t, await me(authHeader(jwt(withoutAud))))
+  const now = Math.floor(Date.now() / 1000)
+  rejected(t, await me(authHeader(jwt({ ...claims, iat: now + 60 }))))
+  rejected(t, await me(authHeader(jwt({ ...claims, iat: 'yesterday' }))))
+  t.equal((await me(authHeader(jwt({ ...claims, iat: now + 2 })))).statusCode, 200, 'a skew of 2 s is allowed')
+})
+
 t.test('GET /api/v1/users/me → 401 with Bearer realm and no error without a token, or with a Basic header', async (t) => {
   const cases: Array<Record<string, string>> = [{}, { authorization: 'Basic Og==' }]
   for (const headers of cases) {

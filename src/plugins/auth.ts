@@ -8,7 +8,7 @@ import { OAUTH2_SCHEME, type Scope } from '../../schemas/common.js'
 import { findLiveSession } from '../auth/repository.js'
 import { formatScopes, readScopes } from '../auth/scopes.js'
 import type { Config } from '../config.js'
-import { forbidden, unauthorized } from '../lib/problem.js'
+import { forbidden, HttpProblem, unauthorized } from '../lib/problem.js'
 
 /** Who a request acts for: set from a valid bearer token, null without one. */
 export interface Principal {
@@ -42,6 +42,10 @@ declare module 'fastify' {
      * (the token endpoint, which a client calls precisely when its access token has expired).
      */
     bearer?: boolean
+  }
+  interface FastifyRequest {
+    /** Why the request's bearer token was refused, until the route's first hook answers with it. */
+    bearerRefusal: HttpProblem | null
   }
   interface FastifyInstance {
     /** Verifies an access token and loads who it acts for; throws a 401 problem when it is not valid now. */
@@ -160,16 +164,33 @@ export default fp(async function auth (app: FastifyInstance, { config }: { confi
     return { id: session.userId, sessionId: session.id, scopes, isSuperuser: session.isSuperuser, expiresAt: claims.exp * 1000 }
   })
 
+  // A token that is not valid now is refused only by the route's first hook (below): the global hooks after this
+  // one, the rate limit's among them, still run, so guessing or replaying tokens is counted like any request.
+  app.decorateRequest('bearerRefusal', null)
   app.addHook('onRequest', async (request) => {
     if (request.routeOptions.config.bearer === false) return
     const token = bearerToken(request.headers.authorization)
-    if (token !== undefined) request.user = await app.authenticate(token)
+    if (token === undefined) return
+    try {
+      request.user = await app.authenticate(token)
+    } catch (error) {
+      if (!(error instanceof HttpProblem) || error.statusCode !== 401) throw error
+      request.bearerRefusal = error
+    }
   })
+  const refuseInvalidBearer: onRequestAsyncHookHandler = async (request) => {
+    if (request.bearerRefusal !== null) throw request.bearerRefusal
+  }
 
-  // Route-level onRequest hooks run after the global ones above, and before the body is even read.
+  // Route-level onRequest hooks run after the global ones, and before the body is even read.
   app.addHook('onRoute', (route) => {
+    if (route.config?.bearer === false) return
     const alternatives = requiredScopes(route.schema)
-    if (alternatives.length === 0) return
+    const existing = route.onRequest === undefined ? [] : [route.onRequest].flat()
+    if (alternatives.length === 0) {
+      route.onRequest = [refuseInvalidBearer, ...existing]
+      return
+    }
     const authorize: onRequestAsyncHookHandler = async (request: FastifyRequest, _reply: FastifyReply) => {
       const principal = currentPrincipal(request)
       if (alternatives.some((scopes) => scopes.every((scope) => principal.scopes.includes(scope)))) return
@@ -179,7 +200,6 @@ export default fp(async function auth (app: FastifyInstance, { config }: { confi
         headers: { 'www-authenticate': challenge({ error: 'insufficient_scope', scope: needed }) }
       })
     }
-    const existing = route.onRequest
-    route.onRequest = existing === undefined ? [authorize] : [authorize, ...(Array.isArray(existing) ? existing : [existing])]
+    route.onRequest = [refuseInvalidBearer, authorize, ...existing]
   })
 }, { name: 'auth', dependencies: ['db', 'errors'] })

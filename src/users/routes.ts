@@ -88,7 +88,11 @@ const users: FastifyPluginAsyncTypebox<{ config: Config }> = async (app, { confi
     return sendUser(request, reply.header('cache-control', 'private, no-store'), row)
   })
 
-  app.put('/api/v1/users/me/password', { schema: changePassword }, async (request, reply) => {
+  // Checking the current password is a way to guess it: limited per user as strictly as logins are.
+  const passwordChecks = app.limitRequests([
+    { name: 'password-check', max: config.AUTH_RATE_LIMIT_PER_MINUTE, timeWindow: 60_000, key: (request) => request.user?.id }
+  ])
+  app.put('/api/v1/users/me/password', { schema: changePassword, onRequest: passwordChecks }, async (request, reply) => {
     const { id } = currentPrincipal(request)
     const { currentPassword, newPassword } = request.body
     if (!await verifyPassword(await repository.findPasswordHash(app.db, id), currentPassword)) {

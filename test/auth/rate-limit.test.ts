@@ -2,7 +2,7 @@ import { randomInt } from 'node:crypto'
 import type { FastifyInstance } from 'fastify'
 import { Redis } from 'ioredis'
 import t, { type Test } from 'tap'
-import { build, uniqueEmail } from '../helper.js'
+import { authHeader, build, login, signUp, TEST_PASSWORD, uniqueEmail, type TokenPair } from '../helper.js'
 
 const LIMIT = 3
 
@@ -105,4 +105,27 @@ t.test('a route limited through config.rateLimit answers 429 as a problem with R
   t.equal(first.statusCode, 200)
   t.equal(first.headers['ratelimit-limit'], '1')
   limited(t, await app.inject({ url: '/limited', remoteAddress }))
+})
+
+t.test('PUT /api/v1/users/me/password → 429 past AUTH_RATE_LIMIT_PER_MINUTE checks per user, whatever the IP', async (t) => {
+  const app = await build(t, { AUTH_RATE_LIMIT_PER_MINUTE: String(LIMIT) })
+  const change = (tokens: TokenPair, currentPassword: string, remoteAddress = randomIp()) => app.inject({
+    method: 'PUT',
+    url: '/api/v1/users/me/password',
+    remoteAddress,
+    headers: authHeader(tokens),
+    payload: { currentPassword, newPassword: 'a brand new password' }
+  })
+  const user = await signUp(app)
+  const tokens = await login(app, user.email)
+  for (let i = 1; i <= LIMIT; i++) {
+    const res = await change(tokens, `wrong guess ${i}`)
+    t.equal(res.statusCode, 400, `guess ${i} is answered`)
+    t.equal(res.json().type, 'urn:catalog-api:problem:wrong-password')
+    t.equal(res.headers['ratelimit-remaining'], String(LIMIT - i))
+  }
+  limited(t, await change(tokens, TEST_PASSWORD))
+  t.equal((await app.inject({ url: '/api/v1/users/me', headers: authHeader(tokens) })).statusCode, 200, 'the password was not changed: the login still works')
+  const other = await login(app, (await signUp(app)).email)
+  t.equal((await change(other, TEST_PASSWORD)).statusCode, 204, 'another user has a budget of their own')
 })

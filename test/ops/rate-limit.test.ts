@@ -1,6 +1,6 @@
 import type { LightMyRequestResponse } from 'fastify'
 import t, { type Test } from 'tap'
-import { authHeader, build, login, signUp } from '../helper.js'
+import { authHeader, build, jwt, login, signUp } from '../helper.js'
 
 function limited (t: Test, res: LightMyRequestResponse, window: 'minute' | 'hour') {
   t.equal(res.statusCode, 429)
@@ -32,6 +32,25 @@ t.test('every route → refused requests count too: invalid input and missing to
   t.equal((await app.inject({ url: '/api/v1/users/me', remoteAddress: ip })).statusCode, 401)
   t.equal((await app.inject({ method: 'POST', url: '/api/v1/users', remoteAddress: ip, headers: { 'content-type': 'text/plain' }, payload: 'x' })).statusCode, 415)
   limited(t, await app.inject({ url: '/api/v1/items?limit=0', remoteAddress: ip }), 'minute')
+})
+
+t.test('every route → requests with an invalid, expired or revoked bearer token are 401 and count against the IP', async (t) => {
+  const app = await build(t, { RATE_LIMIT_PER_MINUTE: '6' })
+  const ip = '198.51.100.10'
+  const user = await signUp(app)
+  const revoked = await login(app, user.email)
+  await app.inject({ method: 'POST', url: '/api/v1/auth/revoke', payload: { token: revoked.refresh_token } })
+  const tokens = ['not.a.jwt', jwt({ sub: user.id, exp: 1 }), revoked.access_token]
+  for (const [n, token] of tokens.entries()) {
+    const res = await app.inject({ url: '/api/v1/items', remoteAddress: ip, headers: authHeader(token) })
+    t.equal(res.statusCode, 401, `bad token ${n + 1} is refused`)
+    t.match(res.headers['www-authenticate'], /error="invalid_token"/)
+    t.equal(res.headers['ratelimit-remaining'], String(6 - 1 - n), `bad token ${n + 1} is counted`)
+  }
+  for (let n = 0; n < 3; n++) t.equal((await app.inject({ url: '/api/v1/users/me', remoteAddress: ip, headers: authHeader('x.y.z') })).statusCode, 401)
+  limited(t, await app.inject({ url: '/api/v1/users/me', remoteAddress: ip, headers: authHeader('x.y.z') }), 'minute')
+  limited(t, await app.inject({ url: '/', remoteAddress: ip }), 'minute')
+  t.equal((await app.inject({ url: '/', remoteAddress: '198.51.100.11' })).statusCode, 200, 'another IP has its own budget')
 })
 
 t.test('every route → RATE_LIMIT_PER_HOUR is enforced alongside the minute window', async (t) => {

@@ -416,7 +416,7 @@ export interface components {
              */
             in: "body" | "query" | "path" | "header";
             /**
-             * @description JSON pointer to the failing field within that part
+             * @description JSON pointer to the failing field within that part (cut short past 1000 characters)
              * @example /price
              */
             path: string;
@@ -438,7 +438,8 @@ export interface components {
          *           "path": "/email",
          *           "message": "must match format \"email\""
          *         }
-         *       ]
+         *       ],
+         *       "errorCount": 1
          *     }
          */
         Problem: {
@@ -452,10 +453,12 @@ export interface components {
             status: number;
             /** @description A human-readable explanation specific to this occurrence */
             detail: string;
-            /** @description The request path this problem occurred on */
+            /** @description The request path this problem occurred on (cut short past 2000 characters) */
             instance: string;
-            /** @description Every failing field, for validation problems */
+            /** @description The failing fields, for validation problems: every one, or the first 100 when there are more */
             errors?: components["schemas"]["ValidationIssue"][];
+            /** @description How many failing fields were found, listed or not (validation problems) */
+            errorCount?: number;
         };
         /** LinkIndex */
         LinkIndex: {
@@ -1992,7 +1995,8 @@ export interface operations {
                      *           "path": "/price",
                      *           "message": "must be <= 1000000000"
                      *         }
-                     *       ]
+                     *       ],
+                     *       "errorCount": 1
                      *     } */
                     "application/problem+json": components["schemas"]["Problem"];
                 };
@@ -2155,7 +2159,8 @@ export interface operations {
                      *           "path": "/price",
                      *           "message": "must be <= 1000000000"
                      *         }
-                     *       ]
+                     *       ],
+                     *       "errorCount": 1
                      *     } */
                     "application/problem+json": components["schemas"]["Problem"];
                 };
@@ -2395,7 +2400,8 @@ export interface operations {
                      *           "path": "/price",
                      *           "message": "must be <= 1000000000"
                      *         }
-                     *       ]
+                     *       ],
+                     *       "errorCount": 1
                      *     } */
                     "application/problem+json": components["schemas"]["Problem"];
                 };
@@ -2744,7 +2750,8 @@ export interface operations {
                      *           "path": "/price",
                      *           "message": "must be <= 1000000000"
                      *         }
-                     *       ]
+                     *       ],
+                     *       "errorCount": 1
                      *     } */
                     "application/problem+json": components["schemas"]["Problem"];
                 };
@@ -2961,7 +2968,8 @@ export interface operations {
                      *           "path": "/price",
                      *           "message": "must be <= 1000000000"
                      *         }
-                     *       ]
+                     *       ],
+                     *       "errorCount": 1
                      *     } */
                     "application/problem+json": components["schemas"]["Problem"];
                 };
@@ -3180,7 +3188,8 @@ export interface operations {
                      *           "path": "/price",
                      *           "message": "must be <= 1000000000"
                      *         }
-                     *       ]
+                     *       ],
+                     *       "errorCount": 1
                      *     } */
                     "application/problem+json": components["schemas"]["Problem"];
                 };
@@ -3356,7 +3365,8 @@ export interface operations {
                      *           "path": "/price",
                      *           "message": "must be <= 1000000000"
                      *         }
-                     *       ]
+                     *       ],
+                     *       "errorCount": 1
                      *     } */
                     "application/problem+json": components["schemas"]["Problem"];
                 };
@@ -3600,7 +3610,8 @@ export interface operations {
                      *           "path": "/price",
                      *           "message": "must be <= 1000000000"
                      *         }
-                     *       ]
+                     *       ],
+                     *       "errorCount": 1
                      *     } */
                     "application/problem+json": components["schemas"]["Problem"];
                 };
@@ -3862,7 +3873,8 @@ export interface operations {
                      *           "path": "/price",
                      *           "message": "must be <= 1000000000"
                      *         }
-                     *       ]
+                     *       ],
+                     *       "errorCount": 1
                      *     } */
                     "application/problem+json": components["schemas"]["Problem"];
                 };
@@ -4011,7 +4023,8 @@ export interface operations {
                      *           "path": "/price",
                      *           "message": "must be <= 1000000000"
                      *         }
-                     *       ]
+                     *       ],
+                     *       "errorCount": 1
                      *     } */
                     "application/problem+json": components["schemas"]["Problem"];
                 };
@@ -4271,7 +4284,8 @@ export interface operations {
                      *           "path": "/price",
                      *           "message": "must be <= 1000000000"
                      *         }
-                     *       ]
+                     *       ],
+                     *       "errorCount": 1
                      *     } */
                     "application/problem+json": components["schemas"]["Problem"];
                 };
@@ -4440,7 +4454,8 @@ export interface operations {
                      *           "path": "/price",
                      *           "message": "must be <= 1000000000"
                      *         }
-                     *       ]
+                     *       ],
+                     *       "errorCount": 1
                      *     } */
                     "application/problem+json": components["schemas"]["Problem"];
                 };
@@ -4702,7 +4717,8 @@ export interface operations {
                      *           "path": "/price",
                      *           "message": "must be <= 1000000000"
                      *         }
-                     *       ]
+                     *       ],
+                     *       "errorCount": 1
                      *     } */
                     "application/problem+json": components["schemas"]["Problem"];
                 };
@@ -4973,7 +4989,8 @@ export interface operations {
                      *           "path": "/price",
                      *           "message": "must be <= 1000000000"
                      *         }
-                     *       ]
+                     *       ],
+                     *       "errorCount": 1
                      *     } */
                     "application/problem+json": components["schemas"]["Problem"];
                 };
@@ -5243,7 +5260,8 @@ export interface operations {
                      *           "path": "/price",
                      *           "message": "must be <= 1000000000"
                      *         }
-                     *       ]
+                     *       ],
+                     *       "errorCount": 1
                      *     } */
                     "application/problem+json": components["schemas"]["Problem"];
                 };
@@ -5507,7 +5525,8 @@ export interface operations {
                      *           "path": "/price",
                      *           "message": "must be <= 1000000000"
                      *         }
-                     *       ]
+                     *       ],
+                     *       "errorCount": 1
                      *     } */
                     "application/problem+json": components["schemas"]["Problem"];
                 };
@@ -5715,7 +5734,8 @@ export interface operations {
                      *           "path": "/price",
                      *           "message": "must be <= 1000000000"
                      *         }
-                     *       ]
+                     *       ],
+                     *       "errorCount": 1
                      *     } */
                     "application/problem+json": components["schemas"]["Problem"];
                 };
@@ -5884,7 +5904,8 @@ export interface operations {
                      *           "path": "/price",
                      *           "message": "must be <= 1000000000"
                      *         }
-                     *       ]
+                     *       ],
+                     *       "errorCount": 1
                      *     } */
                     "application/problem+json": components["schemas"]["Problem"];
                 };
@@ -6125,7 +6146,8 @@ export interface operations {
                      *           "path": "/price",
                      *           "message": "must be <= 1000000000"
                      *         }
-                     *       ]
+                     *       ],
+                     *       "errorCount": 1
                      *     } */
                     "application/problem+json": components["schemas"]["Problem"];
                 };
@@ -6353,7 +6375,8 @@ export interface operations {
                      *           "path": "/price",
                      *           "message": "must be <= 1000000000"
                      *         }
-                     *       ]
+                     *       ],
+                     *       "errorCount": 1
                      *     } */
                     "application/problem+json": components["schemas"]["Problem"];
                 };
@@ -6526,7 +6549,8 @@ export interface operations {
                      *           "path": "/price",
                      *           "message": "must be <= 1000000000"
                      *         }
-                     *       ]
+                     *       ],
+                     *       "errorCount": 1
                      *     } */
                     "application/problem+json": components["schemas"]["Problem"];
                 };

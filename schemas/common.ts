@@ -1,8 +1,11 @@
 import { Type, type Static, type TSchema, type TObject, type TProperties, type ObjectOptions, type SchemaOptions, type StringOptions } from '@sinclair/typebox'
 
-/** An object that rejects properties it does not declare. */
+/**
+ * An object that rejects properties it does not declare. `maxProperties` says the same in a form validators check
+ * first: a body of a million unknown keys is refused for its size, not reported key by key.
+ */
 export const StrictObject = <T extends TProperties>(properties: T, options: ObjectOptions = {}) =>
-  Type.Object(properties, { additionalProperties: false, ...options })
+  Type.Object(properties, { additionalProperties: false, maxProperties: Object.keys(properties).length, ...options })
 
 /**
  * A schema that also accepts null. Scalars become one `type: [T, "null"]`, so a wrong value is
@@ -43,19 +46,32 @@ export const Email = (options: StringOptions = {}) =>
 
 export const IdParamsSchema = StrictObject({ id: Uuid({ description: 'The resource id' }) })
 
+/** The longest `path` and `message` of a validation issue: a longer one (a key of 100 KB) is cut. */
+export const MAX_ISSUE_TEXT = 1000
+
 export const ValidationIssueSchema = StrictObject({
   in: StringEnum(['body', 'query', 'path', 'header'] as const, { description: 'Which part of the request failed' }),
-  path: Type.String({ maxLength: 1000, description: 'JSON pointer to the failing field within that part', examples: ['/price'] }),
-  message: Type.String({ maxLength: 1000, examples: ['must be >= 0'] })
+  path: Type.String({ maxLength: MAX_ISSUE_TEXT, description: 'JSON pointer to the failing field within that part (cut short past 1000 characters)', examples: ['/price'] }),
+  message: Type.String({ maxLength: MAX_ISSUE_TEXT, examples: ['must be >= 0'] })
 }, { $id: 'ValidationIssue', title: 'ValidationIssue' })
+
+/** How many failing fields a problem lists at most; `errorCount` says how many there were. */
+export const MAX_LISTED_ERRORS = 100
+
+/** The longest `detail` and `instance` of a problem: longer ones (a request path of 16 KB) are cut. */
+export const MAX_PROBLEM_TEXT = 2000
 
 export const ProblemSchema = StrictObject({
   type: Type.String({ maxLength: 200, description: 'A URI reference identifying the problem type', examples: ['urn:catalog-api:problem:validation-error'] }),
   title: Type.String({ maxLength: 200, description: 'A short, human-readable summary of the problem type' }),
   status: Type.Integer({ minimum: 100, maximum: 599 }),
-  detail: Type.String({ maxLength: 2000, description: 'A human-readable explanation specific to this occurrence' }),
-  instance: Type.String({ maxLength: 2000, description: 'The request path this problem occurred on' }),
-  errors: Type.Optional(Type.Array(Ref(ValidationIssueSchema), { maxItems: 1000, description: 'Every failing field, for validation problems' }))
+  detail: Type.String({ maxLength: MAX_PROBLEM_TEXT, description: 'A human-readable explanation specific to this occurrence' }),
+  instance: Type.String({ maxLength: MAX_PROBLEM_TEXT, description: 'The request path this problem occurred on (cut short past 2000 characters)' }),
+  errors: Type.Optional(Type.Array(Ref(ValidationIssueSchema), {
+    maxItems: MAX_LISTED_ERRORS,
+    description: `The failing fields, for validation problems: every one, or the first ${MAX_LISTED_ERRORS} when there are more`
+  })),
+  errorCount: Type.Optional(Type.Integer({ minimum: 1, description: 'How many failing fields were found, listed or not (validation problems)' }))
 }, {
   $id: 'Problem',
   title: 'Problem',
@@ -66,7 +82,8 @@ export const ProblemSchema = StrictObject({
     status: 400,
     detail: 'The request body is invalid',
     instance: '/api/v1/users',
-    errors: [{ in: 'body', path: '/email', message: 'must match format "email"' }]
+    errors: [{ in: 'body', path: '/email', message: 'must match format "email"' }],
+    errorCount: 1
   }]
 })
 
@@ -129,7 +146,7 @@ export function problemExample (status: number): Problem {
     status,
     detail,
     instance: '/api/v1/items/0196f1c2-7a8b-7cde-8f01-23456789abcd',
-    ...(errors === undefined ? {} : { errors })
+    ...(errors === undefined ? {} : { errors, errorCount: errors.length })
   }
 }
 

@@ -1,12 +1,16 @@
 import { STATUS_CODES } from 'node:http'
-import type { Problem, ValidationIssue } from '../../schemas/common.js'
+import { MAX_ISSUE_TEXT, MAX_LISTED_ERRORS, MAX_PROBLEM_TEXT, type Problem, type ValidationIssue } from '../../schemas/common.js'
 
 export interface ProblemOptions {
   /** A short slug naming the problem type; the `type` member is derived from it. */
   code?: string
   headers?: Record<string, string>
+  /** The failing fields: the problem lists the first MAX_LISTED_ERRORS and counts them all. */
   errors?: ValidationIssue[]
 }
+
+/** Text cut to `max` characters, an ellipsis marking the cut. */
+export const clip = (text: string, max: number) => text.length > max ? `${text.slice(0, max - 1)}…` : text
 
 /** One JSON-pointer segment (RFC 6901 escaping), slash included. */
 export const pointer = (segment: unknown) => `/${String(segment).replaceAll('~', '~0').replaceAll('/', '~1')}`
@@ -32,14 +36,20 @@ export class HttpProblem extends Error {
     this.errors = options.errors
   }
 
+  /** The problem as served: lists and texts cut to the bounds its schema promises. */
   toProblem (instance: string): Problem {
     return {
       type: problemType(this.code),
       title: STATUS_CODES[this.statusCode] ?? 'Error',
       status: this.statusCode,
-      detail: this.message,
-      instance,
-      ...(this.errors === undefined ? {} : { errors: this.errors })
+      detail: clip(this.message, MAX_PROBLEM_TEXT),
+      instance: clip(instance, MAX_PROBLEM_TEXT),
+      ...(this.errors === undefined || this.errors.length === 0
+        ? {}
+        : {
+            errors: this.errors.slice(0, MAX_LISTED_ERRORS).map((issue) => ({ ...issue, path: clip(issue.path, MAX_ISSUE_TEXT), message: clip(issue.message, MAX_ISSUE_TEXT) })),
+            errorCount: this.errors.length
+          })
     }
   }
 }

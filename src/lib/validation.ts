@@ -81,20 +81,49 @@ function refusingNonFinite (validate: Validate): Validate {
   return wrapped
 }
 
+/** Keywords bounding how many errors a value can have: past one of them, nothing else is checked. */
+const BOUNDS = new Set(['maxProperties', 'maxItems'])
+
 /**
- * Validation settings per request part. Every string and array in our schemas is bounded,
- * which is what makes reporting every error (`allErrors`) safe.
+ * Every error of a value within its bounds, at the cost of one pass: a first pass stops at the first error (the
+ * bounds come first in Ajv's order), and only a value that fails without exceeding a bound is validated again
+ * for the complete list. A body of a million unknown keys is then one `maxProperties` error, not a million.
+ */
+function boundedAllErrors (firstError: Validate, allErrors: Validate): Validate {
+  const validate: Validate = (data) => {
+    if (firstError(data)) {
+      validate.errors = null
+      return true
+    }
+    const first = firstError.errors?.[0]
+    if (first !== undefined && BOUNDS.has(first.keyword)) {
+      validate.errors = [first]
+      return false
+    }
+    allErrors(data)
+    validate.errors = allErrors.errors
+    return false
+  }
+  return validate
+}
+
+/**
+ * Validation settings per request part. Every string, array and object in our schemas is bounded, which is
+ * what makes reporting every error (`allErrors`) safe.
  */
 export function schemaController (): SchemaController {
   const factory = AjvCompiler()
   const buildValidator = (externalSchemas: ExternalSchemas): FastifySchemaCompiler<FastifySchema> => {
     // At run time Fastify calls the compiled factory with the route definition, not with `(schema, meta)` as typed.
-    const body = factory(externalSchemas, { customOptions: bodyOptions, plugins: [addDecimals] }) as unknown as FastifySchemaCompiler<FastifySchema>
-    const text = factory(externalSchemas, { customOptions: textOptions, plugins: [addDecimals] }) as unknown as FastifySchemaCompiler<FastifySchema>
+    const compiler = (customOptions: object) =>
+      factory(externalSchemas, { customOptions, plugins: [addDecimals] }) as unknown as (route: Parameters<FastifySchemaCompiler<FastifySchema>>[0]) => Validate
+    const [bodyFirst, bodyAll] = [compiler({ ...bodyOptions, allErrors: false }), compiler(bodyOptions)]
+    const [textFirst, textAll] = [compiler({ ...textOptions, allErrors: false }), compiler(textOptions)]
+    const validator = (validate: Validate) => validate as unknown as ReturnType<FastifySchemaCompiler<FastifySchema>>
     return (route) => {
-      if (route.httpPart === 'body') return body(route)
-      const validate = text(route.httpPart === 'headers' ? { ...route, schema: lowerCaseHeaderNames(route.schema) } : route)
-      return refusingNonFinite(validate as unknown as Validate) as unknown as ReturnType<FastifySchemaCompiler<FastifySchema>>
+      if (route.httpPart === 'body') return validator(boundedAllErrors(bodyFirst(route), bodyAll(route)))
+      const normalized = route.httpPart === 'headers' ? { ...route, schema: lowerCaseHeaderNames(route.schema) } : route
+      return validator(refusingNonFinite(boundedAllErrors(textFirst(normalized), textAll(normalized))))
     }
   }
   return { compilersFactory: { buildValidator: buildValidator as unknown as NonNullable<SchemaController['compilersFactory']>['buildValidator'] } }
@@ -103,20 +132,21 @@ export function schemaController (): SchemaController {
 /** One failure Ajv reports. */
 export interface AjvIssue { instancePath: string, keyword: string, message?: string, params: Record<string, unknown> }
 
-type CompiledValidator = ((data: unknown) => boolean) & { errors?: AjvIssue[] | null }
-
 /**
  * A validator outside any route, with the settings of JSON bodies (every error, no coercion, unknown fields refused)
  * but without defaults, so a value is checked as it was written: the failures, none when it is valid.
  */
 export function compileBodyValidator (schema: TSchema): (value: unknown) => AjvIssue[] {
-  let validate: CompiledValidator | undefined
-  AjvCompiler()({}, {
-    customOptions: { ...bodyOptions, useDefaults: false },
-    plugins: [addDecimals],
-    onCreate: (ajv) => { validate = ajv.compile(schema) as CompiledValidator }
-  })
-  const compiled = validate
-  if (compiled === undefined) throw new Error('the validator was not compiled')
+  const compile = (allErrors: boolean): Validate => {
+    let validate: Validate | undefined
+    AjvCompiler()({}, {
+      customOptions: { ...bodyOptions, useDefaults: false, allErrors },
+      plugins: [addDecimals],
+      onCreate: (ajv) => { validate = ajv.compile(schema) as Validate }
+    })
+    if (validate === undefined) throw new Error('the validator was not compiled')
+    return validate
+  }
+  const compiled = boundedAllErrors(compile(false), compile(true))
   return (value) => compiled(value) ? [] : compiled.errors ?? []
 }

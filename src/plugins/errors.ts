@@ -20,6 +20,8 @@ export function validationIssues (part: ValidationIssue['in'], errors: AjvIssue[
         return { in: part, path: error.instancePath + pointer(error.params.missingProperty), message: 'is required' }
       case 'additionalProperties':
         return { in: part, path: error.instancePath + pointer(error.params.additionalProperty), message: 'is not a known field' }
+      case 'maxProperties':
+        return { in: part, path: error.instancePath, message: `must have at most ${String(error.params.limit)} fields` }
       case 'type':
         return { in: part, path: error.instancePath, message: `must be ${[error.params.type].flat().join(' or ')}` }
       default:

@@ -154,6 +154,40 @@ t.test('errors', async (t) => {
     t.same(errors.find((error) => error.path === '/extra')?.message, 'is not a known field')
   })
 
+  t.test('POST /api/v1/users with 1 MiB of unknown keys and no token → a small 400: the bound is reported, not every key', async (t) => {
+    let payload = '{'
+    for (let i = 0; payload.length < 1_000_000; i++) payload += `"key${i}":1,`
+    payload = `${payload.slice(0, -1)}}`
+    const res = await app.inject({ method: 'POST', url: '/api/v1/users', payload, headers: { 'content-type': 'application/json' } })
+    const body = problemOf(t, res, 400)
+    t.ok(res.body.length < 2_000, `the problem is ${res.body.length} bytes`)
+    t.same(body.errors, [{ in: 'body', path: '', message: 'must have at most 3 fields' }])
+    t.equal(body.errorCount, 1)
+  })
+
+  t.test('a problem lists the first 100 failing fields and counts them all', async (t) => {
+    const payload = JSON.stringify(Object.fromEntries(Array.from({ length: 5000 }, (_, i) => [`k${i}`, '\u0000'])))
+    const res = await post(payload)
+    const body = problemOf(t, res, 400)
+    const errors = body.errors as Array<{ path: string }>
+    t.equal(errors.length, 100)
+    t.same(errors.slice(0, 2).map((error) => error.path), ['/k0', '/k1'])
+    t.equal(body.errorCount, 5000)
+    t.ok(res.body.length < 10_000, `the problem is ${res.body.length} bytes`)
+  })
+
+  t.test('a problem cuts long texts to the bounds of its schema: a key of 100 KB, a path of 15 KB', async (t) => {
+    const key = 'k'.repeat(100_000)
+    const body = problemOf(t, await post(JSON.stringify({ name: 'x', n: 1, [key]: 1 })), 400)
+    const [issue] = body.errors as Array<{ path: string, message: string }>
+    t.equal(issue?.path.length, 1000)
+    t.ok(issue?.path.startsWith(`/${key.slice(0, 100)}`))
+    t.ok(issue?.path.endsWith('…'))
+    const long = problemOf(t, await app.inject({ url: `/${'p'.repeat(15_000)}` }), 404)
+    t.equal((long.instance as string).length, 2000)
+    t.equal((long.detail as string).length, 2000)
+  })
+
   t.test('POST /test/echo does not coerce body types: "5" for an integer → 400', async (t) => {
     const body = problemOf(t, await post(JSON.stringify({ name: 'x', n: '5' })), 400)
     t.same(body.errors, [{ in: 'body', path: '/n', message: 'must be integer' }])

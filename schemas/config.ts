@@ -49,6 +49,7 @@ export const ConfigSchema = Type.Object({
   TRUST_PROXY: CommaList('Proxy addresses or CIDRs whose X-Forwarded-For is believed'),
   DB_POOL_MAX: Count(10, 'Postgres pool size', 1000),
   DB_STATEMENT_TIMEOUT: Duration('5s', 'Postgres per-statement time limit, at most 24h', 86_400_000),
+  DB_CONNECT_TIMEOUT: Duration('1s', 'How long a request waits for a Postgres connection before answering 503, at most 1m', 60_000),
   JWT_ISSUER: Type.String({ minLength: 1, maxLength: 200, default: 'catalog-api', description: 'Access token `iss`' }),
   JWT_AUDIENCE: Type.String({ minLength: 1, maxLength: 200, default: 'catalog-api', description: 'Access token `aud`' }),
   ALLOW_SIGNUP: Type.Boolean({ default: true, description: 'Whether anyone may sign up' }),

@@ -137,11 +137,19 @@ async function openPostgres (config: Config, log: FastifyBaseLogger, expected: n
     connectionString: config.DATABASE_URL,
     max: config.DB_POOL_MAX,
     statement_timeout: config.DB_STATEMENT_TIMEOUT,
-    connectionTimeoutMillis: 5_000,
+    // A request never waits for the database to come back: past this it is a 503 (see db/errors.ts).
+    connectionTimeoutMillis: config.DB_CONNECT_TIMEOUT,
+    // A peer that vanished without closing its connections (a failover, a cut network) is noticed.
+    keepAlive: true,
     idleTimeoutMillis: 30_000
   })
   // An idle client losing its connection must not crash the process; the pool replaces it.
   pool.on('error', (error) => log.warn({ err: error }, 'idle Postgres client failed'))
+  // A checked-out client has no pool listener: its connection failing between two statements of a transaction would
+  // be an uncaught 'error'. Its next statement fails instead (a 503), and the pool discards it on release.
+  pool.on('connect', (client) => {
+    client.on('error', (error) => log.debug({ err: error }, 'Postgres connection of a checked-out client failed'))
+  })
 
   /** Runs `work` holding MIGRATION_LOCK on `client`; waiting for the lock, and the work, are not slow statements. */
   const holdingSchemaLock = async <T>(client: pg.PoolClient, work: () => Promise<T>): Promise<T> => {

@@ -5,6 +5,7 @@ import type { ConnectionError, FastifyError, FastifyInstance, FastifyReply, Fast
 import fp from 'fastify-plugin'
 import FindMyWay, { type HTTPMethod } from 'find-my-way'
 import type { ValidationIssue } from '../../schemas/common.js'
+import { databaseUnavailable } from '../db/errors.js'
 import { sqlState } from '../lib/logger.js'
 import type { AjvIssue } from '../lib/validation.js'
 import { HttpProblem, invalidRequest, notFound, pointer, serviceUnavailable, unsupportedMediaType } from '../lib/problem.js'
@@ -56,6 +57,7 @@ function databaseProblem (error: Error): HttpProblem | undefined {
   if (code === '57014' || code === '40001' || code === '40P01' || code === '55P03') {
     return serviceUnavailable('The database is busy; retry shortly', 1)
   }
+  if (databaseUnavailable(error)) return serviceUnavailable('The database is unavailable; retry shortly', 2)
   return undefined
 }
 

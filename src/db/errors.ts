@@ -1,3 +1,4 @@
+import { DrizzleQueryError } from 'drizzle-orm/errors'
 import { sqlState } from '../lib/logger.js'
 
 /**
@@ -22,4 +23,11 @@ export function databaseUnavailable (error: unknown): boolean {
     current = current.cause
   }
   return false
+}
+
+/** The constraint a Postgres error names (an integrity violation), raw from the driver or wrapped by drizzle. */
+export function violatedConstraint (error: unknown): string | undefined {
+  const source = error instanceof DrizzleQueryError ? error.cause : error
+  const constraint = (source as { constraint?: unknown } | undefined)?.constraint
+  return typeof constraint === 'string' ? constraint : undefined
 }

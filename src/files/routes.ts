@@ -9,7 +9,7 @@ import { findItemById, itemEtag, toItem } from '../items/repository.js'
 import { ifMatchHolds } from '../lib/conditional.js'
 import { assertOwnerOrAdmin } from '../lib/ownership.js'
 import { addMissingSchemas } from '../lib/schemas.js'
-import { HttpProblem, notFound } from '../lib/problem.js'
+import { accountGone, HttpProblem, notFound } from '../lib/problem.js'
 import { currentPrincipal } from '../plugins/auth.js'
 import { toUser, userEtag } from '../users/repository.js'
 import * as repository from './repository.js'
@@ -73,7 +73,7 @@ const files: FastifyPluginAsyncTypebox<{ config: Config }> = async (app, { confi
     const image = await readImageUpload(request, config.UPLOAD_MAX_BYTES)
     const row = await repository.setAvatar(app.db, id, image)
     // The token was checked against an existing user moments ago; it may have been deleted since.
-    if (row === undefined) throw notFound('Your account no longer exists')
+    if (row === undefined) throw accountGone()
     reply.header('etag', userEtag(row))
     return toUser(row)
   })

@@ -72,4 +72,15 @@ const PART_NAMES: Record<ValidationIssue['in'], string> = { body: 'request body'
 export const invalidRequest = (errors: ValidationIssue[]) =>
   badRequest(`The ${PART_NAMES[errors[0]?.in ?? 'body']} is invalid`, { code: 'validation-error', errors })
 
+/** The `WWW-Authenticate` challenge of a bearer token (RFC 6750 §3), with the attributes saying what went wrong. */
+export const challenge = (attributes: Record<string, string> = {}) =>
+  ['Bearer realm="catalog-api"', ...Object.entries(attributes).map(([name, value]) => `${name}="${value}"`)].join(', ')
+
+/** A 401 for a bearer token that is not valid now, saying why. */
+export const invalidToken = (description: string) =>
+  unauthorized(description, { code: 'invalid-token', headers: { 'www-authenticate': challenge({ error: 'invalid_token', error_description: description }) } })
+
+/** A 401 for a request whose account was deleted after its token was checked. */
+export const accountGone = () => invalidToken('The account of this access token no longer exists')
+
 export const unsupportedMediaType = (detail: string) => new HttpProblem(415, detail, { code: 'unsupported-media-type' })

@@ -8,7 +8,7 @@ import { OAUTH2_SCHEME, type Scope } from '../../schemas/common.js'
 import { findLiveSession } from '../auth/repository.js'
 import { formatScopes, readScopes } from '../auth/scopes.js'
 import type { Config } from '../config.js'
-import { forbidden, HttpProblem, unauthorized } from '../lib/problem.js'
+import { challenge, forbidden, HttpProblem, invalidToken, unauthorized } from '../lib/problem.js'
 
 /** Who a request acts for: set from a valid bearer token, null without one. */
 export interface Principal {
@@ -57,7 +57,6 @@ declare module 'fastify' {
   }
 }
 
-const REALM = 'catalog-api'
 /** Clock skew allowed between instances, on `exp`, `nbf` and `iat`. */
 const CLOCK_TOLERANCE_MS = 5_000
 const UUID = /^[0-9a-f]{8}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{12}$/i
@@ -79,12 +78,6 @@ async function tokenSecret (config: Config, log: FastifyBaseLogger): Promise<str
   if (secret.length < 32) throw new Error(`${path} holds a token secret shorter than 32 characters: delete it or set JWT_SECRET`)
   return secret
 }
-
-const challenge = (attributes: Record<string, string> = {}) =>
-  [`Bearer realm="${REALM}"`, ...Object.entries(attributes).map(([name, value]) => `${name}="${value}"`)].join(', ')
-
-const invalidToken = (description: string) =>
-  unauthorized(description, { code: 'invalid-token', headers: { 'www-authenticate': challenge({ error: 'invalid_token', error_description: description }) } })
 
 /** The token of an `Authorization: Bearer` header; other schemes (Swagger UI's `Basic Og==`) are not ours to read. */
 function bearerToken (header: string | undefined): string | undefined {

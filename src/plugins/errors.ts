@@ -5,10 +5,10 @@ import type { ConnectionError, FastifyError, FastifyInstance, FastifyReply, Fast
 import fp from 'fastify-plugin'
 import FindMyWay, { type HTTPMethod } from 'find-my-way'
 import type { ValidationIssue } from '../../schemas/common.js'
-import { databaseUnavailable } from '../db/errors.js'
+import { databaseUnavailable, violatedConstraint } from '../db/errors.js'
 import { sqlState } from '../lib/logger.js'
 import type { AjvIssue } from '../lib/validation.js'
-import { HttpProblem, invalidRequest, notFound, pointer, serviceUnavailable, unsupportedMediaType } from '../lib/problem.js'
+import { accountGone, conflict, HttpProblem, invalidRequest, invalidToken, notFound, pointer, serviceUnavailable, unsupportedMediaType } from '../lib/problem.js'
 
 const PARTS: Record<string, ValidationIssue['in']> = { body: 'body', querystring: 'query', params: 'path', headers: 'header' }
 const METHODS: HTTPMethod[] = ['GET', 'HEAD', 'POST', 'PUT', 'PATCH', 'DELETE', 'OPTIONS']
@@ -54,6 +54,13 @@ export function findNul (root: unknown): string[] {
 function databaseProblem (error: Error): HttpProblem | undefined {
   const code = sqlState(error)
   if (code === '23505') return new HttpProblem(409, 'The resource conflicts with an existing one', { code: 'conflict' })
+  // A row this write refers to was deleted while the request ran (drizzle-kit names foreign keys
+  // `<table>_<column>_<referenced table>_<column>_fk`): the account, then the login, ended meanwhile.
+  if (code === '23503') {
+    const referenced = /_(users|sessions)_id_fk$/.exec(violatedConstraint(error) ?? '')?.[1]
+    if (referenced !== undefined) return referenced === 'users' ? accountGone() : invalidToken('The login of this access token has ended')
+    return conflict('Something this request refers to was deleted meanwhile: fetch it again')
+  }
   if (code === '57014' || code === '40001' || code === '40P01' || code === '55P03') {
     return serviceUnavailable('The database is busy; retry shortly', 1)
   }

@@ -11,7 +11,7 @@ import type { Executor } from '../db/client.js'
 import { deleteItemsOf } from '../items/repository.js'
 import { ifNoneMatchFails } from '../lib/conditional.js'
 import { CursorCodec, nextLink } from '../lib/pagination.js'
-import { badRequest, conflict, forbidden, notFound } from '../lib/problem.js'
+import { accountGone, badRequest, conflict, forbidden, notFound } from '../lib/problem.js'
 import { currentPrincipal } from '../plugins/auth.js'
 import { ensureFirstSuperuser } from './first-superuser.js'
 import * as repository from './repository.js'
@@ -76,7 +76,7 @@ const users: FastifyPluginAsyncTypebox<{ config: Config }> = async (app, { confi
   app.get('/api/v1/users/me', { schema: getCurrentUser }, async (request, reply) => {
     const row = await repository.findUserById(app.db, currentPrincipal(request).id)
     // The token was checked against an existing user moments ago; it may have been deleted since.
-    if (row === undefined) throw notFound('Your account no longer exists')
+    if (row === undefined) throw accountGone()
     reply.header('cache-control', 'private, no-store')
     return sendUser(request, reply, row)
   })
@@ -84,7 +84,7 @@ const users: FastifyPluginAsyncTypebox<{ config: Config }> = async (app, { confi
   app.patch('/api/v1/users/me', { schema: updateCurrentUser }, async (request, reply) => {
     const { id } = currentPrincipal(request)
     const row = await repository.withUniqueEmail(() => repository.updateUser(app.db, id, request.body))
-    if (row === undefined) throw notFound('Your account no longer exists')
+    if (row === undefined) throw accountGone()
     return sendUser(request, reply.header('cache-control', 'private, no-store'), row)
   })
 

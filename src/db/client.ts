@@ -10,9 +10,9 @@ import { drizzle as drizzlePglite } from 'drizzle-orm/pglite'
 import { migrate as migratePglite } from 'drizzle-orm/pglite/migrator'
 import type { FastifyBaseLogger } from 'fastify'
 import pg from 'pg'
-import lockfile from 'proper-lockfile'
 import type { Config } from '../config.js'
 import { migrationsFolder } from '../paths.js'
+import { DataDirLockedError, lockDataDir } from './data-dir-lock.js'
 import { PgListener } from './listener.js'
 import * as schema from './schema.js'
 
@@ -245,9 +245,9 @@ async function openPglite (config: Config, log: FastifyBaseLogger, expected: num
     const dataDir = resolve(config.DATA_DIR, 'pglite')
     await mkdir(dataDir, { recursive: true })
     try {
-      unlock = await lockfile.lock(dataDir, { lockfilePath: join(config.DATA_DIR, 'pglite.lock'), stale: 15_000, update: 5_000 })
+      unlock = await lockDataDir(join(config.DATA_DIR, 'pglite.pid'))
     } catch (error) {
-      if ((error as { code?: string }).code === 'ELOCKED') {
+      if (error instanceof DataDirLockedError) {
         throw new Error(`the embedded database in ${dataDir} is in use by another process; PGlite serves one process only (set DATABASE_URL to run several instances)`)
       }
       throw error

@@ -3,15 +3,12 @@
 // creates items at `rate` a second for `duration` seconds, and prints the latency from each write's request to each
 // subscriber's receipt (p50, p99, max) and whether every subscriber got every event. Then it opens `idle` more sockets
 // and prints how much they added to the server's RSS, per 1,000. Exits non-zero when an event was missed.
-import { spawn } from 'node:child_process'
 import { randomBytes } from 'node:crypto'
-import { readFile } from 'node:fs/promises'
-import { join } from 'node:path'
 import { performance } from 'node:perf_hooks'
 import { setTimeout as sleep } from 'node:timers/promises'
 import { parseArgs } from 'node:util'
 import WebSocket from 'ws'
-import { projectRoot } from '../paths.js'
+import { requireDatabaseUrl, startServer } from './server-process.js'
 
 const { values } = parseArgs({
   options: {
@@ -29,42 +26,11 @@ if (![subscribers, rate, duration, idle].every((value) => Number.isInteger(value
   console.error('--subscribers, --rate (writes a second), --duration (seconds) and --idle (sockets) must be whole numbers; rate and duration from 1')
   process.exit(2)
 }
-if (process.env.DATABASE_URL === undefined || process.env.DATABASE_URL === '') {
-  console.error('npm run bench:ws needs DATABASE_URL: a Postgres database it may fill with test data, e.g.\n' +
-    '  psql postgres://postgres@127.0.0.1:5432/postgres -c "create database wsbench"\n' +
-    '  DATABASE_URL=postgres://postgres@127.0.0.1:5432/wsbench npm run bench:ws')
-  process.exit(2)
-}
+const databaseUrl = requireDatabaseUrl('npm run bench:ws', 'wsbench')
 
-const server = spawn(process.execPath, ['--import', 'tsx', join(projectRoot, 'src', 'server.ts')], {
-  cwd: projectRoot,
-  env: {
-    ...process.env,
-    PORT: '0',
-    HOST: '127.0.0.1',
-    LOG_LEVEL: 'info',
-    JWT_SECRET: randomBytes(32).toString('hex'),
-    RATE_LIMIT_PER_MINUTE: '1000000',
-    RATE_LIMIT_PER_HOUR: '1000000'
-  },
-  stdio: ['ignore', 'pipe', 'inherit']
-})
-const origin = await new Promise<string>((resolve, reject) => {
-  let out = ''
-  server.stdout.setEncoding('utf8').on('data', (chunk: string) => {
-    out += chunk
-    const found = /Server listening at (http:\/\/127\.0\.0\.1:\d+)/.exec(out)
-    if (found?.[1] !== undefined) resolve(found[1])
-  })
-  server.once('exit', (code) => reject(new Error(`the server exited (${String(code)}) before listening:\n${out}`)))
-})
+const server = await startServer()
+const origin = server.origin
 const wsUrl = `${origin.replace('http', 'ws')}/api/v1/ws`
-
-/** The server's resident memory, in bytes. */
-async function serverRss (): Promise<number> {
-  const status = await readFile(`/proc/${String(server.pid)}/status`, 'utf8')
-  return Number(/VmRSS:\s+(\d+) kB/.exec(status)?.[1] ?? 0) * 1024
-}
 
 async function post<T> (path: string, body: unknown, headers: Record<string, string> = {}, form = false): Promise<T> {
   const res = await fetch(`${origin}${path}`, {
@@ -127,7 +93,7 @@ try {
     latencies.push(performance.now() - sent)
     received[socket] = (received[socket] ?? 0) + 1
   })
-  console.log(`${subscribers} subscribers on items, ${rate} writes a second for ${duration} s, on ${new URL(process.env.DATABASE_URL).host}`)
+  console.log(`${subscribers} subscribers on items, ${rate} writes a second for ${duration} s, on ${new URL(databaseUrl).host}`)
 
   const writes = rate * duration
   const started = performance.now()
@@ -154,10 +120,10 @@ try {
 
   if (idle > 0) {
     await sleep(2_000)
-    const before = await serverRss()
+    const before = await server.rss()
     const idleSockets = await openSockets(idle)
     await sleep(2_000)
-    const after = await serverRss()
+    const after = await server.rss()
     console.log(`idle sockets      ${idle}: server RSS ${mb(before)} → ${mb(after)}, ${mb((after - before) / idle * 1000)} per 1,000 (${((after - before) / idle / 1024).toFixed(1)} KB a socket)`)
     for (const socket of idleSockets) socket.terminate()
   }
@@ -165,7 +131,6 @@ try {
   console.error(error)
   failed = true
 } finally {
-  server.kill('SIGTERM')
-  await new Promise((resolve) => server.once('exit', resolve))
+  await server.stop()
 }
 if (failed) process.exitCode = 1

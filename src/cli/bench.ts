@@ -11,6 +11,7 @@ import { buildApp } from '../app.js'
 import { hashPassword } from '../auth/passwords.js'
 import { ConfigError, loadConfig } from '../config.js'
 import { insertUser } from '../users/repository.js'
+import { requireDatabaseUrl } from './server-process.js'
 
 interface BenchOptions {
   url: string
@@ -40,12 +41,7 @@ if (!Number.isInteger(duration) || duration < 1 || !Number.isInteger(connections
   process.exit(2)
 }
 
-if (process.env.DATABASE_URL === undefined || process.env.DATABASE_URL === '') {
-  console.error('npm run bench needs DATABASE_URL: a Postgres database it may fill with test data, e.g.\n' +
-    '  psql postgres://postgres@127.0.0.1:5432/postgres -c "create database itemsbench"\n' +
-    '  DATABASE_URL=postgres://postgres@127.0.0.1:5432/itemsbench npm run bench')
-  process.exit(2)
-}
+requireDatabaseUrl('npm run bench', 'itemsbench')
 
 let config
 try {

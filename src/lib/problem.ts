@@ -62,4 +62,7 @@ const PART_NAMES: Record<ValidationIssue['in'], string> = { body: 'request body'
 export const invalidRequest = (errors: ValidationIssue[]) =>
   badRequest(`The ${PART_NAMES[errors[0]?.in ?? 'body']} is invalid`, { code: 'validation-error', errors })
 
+export const tooManyRequests = (detail: string, retryAfterSeconds: number, code = 'too-many-requests') =>
+  new HttpProblem(429, detail, { code, headers: { 'retry-after': String(retryAfterSeconds) } })
+
 export const unsupportedMediaType = (detail: string) => new HttpProblem(415, detail, { code: 'unsupported-media-type' })

@@ -291,7 +291,7 @@ export interface paths {
         put?: never;
         /**
          * Import items from a file
-         * @description Accepts an NDJSON or CSV file of `ItemCreate` rows and answers at once with a queued `Job`; a worker then creates the items, owned by you, in batches. Poll `Location` (the job) until it has finished. Rows that fail validation are skipped and reported in `result.errors` with their line; the job still succeeds. It fails only when the file itself cannot be read (not UTF-8, malformed CSV, a wrong CSV header). The job survives a restart of the server. A body that is not `multipart/form-data`, or a file that is neither NDJSON nor CSV, is 415; a file over the size limit is 413; a body without a `file` part is 400. Honours `Idempotency-Key`.
+         * @description Accepts an NDJSON or CSV file of `ItemCreate` rows and answers at once with a queued `Job`; a worker then creates the items, owned by you, in batches. Poll `Location` (the job) until it has finished. Rows that fail validation are skipped and reported in `result.errors` with their line; the job still succeeds. It fails only when the file itself cannot be read (not UTF-8, malformed CSV, a wrong CSV header). The job survives a restart of the server. A body that is not `multipart/form-data`, or a file that is neither NDJSON nor CSV, is 415; a file over the size limit is 413; a body without a `file` part is 400. Honours `Idempotency-Key`. A user may have `IMPORT_MAX_ACTIVE_PER_USER` imports (3 by default) queued or running at once: past that it is 429, with `Retry-After`. Imports of different users take turns on the worker, so a long one does not hold up the others.
          */
         post: operations["importItems"];
         delete?: never;
@@ -5389,7 +5389,7 @@ export interface operations {
                     "application/problem+json": components["schemas"]["Problem"];
                 };
             };
-            /** @description Too many requests: retry after `Retry-After` seconds */
+            /** @description Too many requests, or too many imports of yours queued or running already: retry after `Retry-After` seconds */
             429: {
                 headers: {
                     "X-Request-Id": components["headers"]["X-Request-Id"];
@@ -5401,11 +5401,11 @@ export interface operations {
                 };
                 content: {
                     /** @example {
-                     *       "type": "urn:catalog-api:problem:rate-limited",
+                     *       "type": "urn:catalog-api:problem:too-many-imports",
                      *       "title": "Too Many Requests",
                      *       "status": 429,
-                     *       "detail": "Too many requests: retry in 42 seconds",
-                     *       "instance": "/api/v1/items/0196f1c2-7a8b-7cde-8f01-23456789abcd"
+                     *       "detail": "You have 3 imports queued or running, the most allowed at once: retry once one has finished",
+                     *       "instance": "/api/v1/items/import"
                      *     } */
                     "application/problem+json": components["schemas"]["Problem"];
                 };

@@ -151,9 +151,9 @@ export function problemExample (status: number): Problem {
 }
 
 /** A response documented as a `Problem`, served as `application/problem+json`, with an example of its own status. */
-export const problemResponse = (status: number, description = STATUS_DESCRIPTIONS[status] ?? 'Error') => ({
+export const problemResponse = (status: number, description = STATUS_DESCRIPTIONS[status] ?? 'Error', example: Problem = problemExample(status)) => ({
   description,
-  content: { 'application/problem+json': { schema: Ref(ProblemSchema), example: problemExample(status) } }
+  content: { 'application/problem+json': { schema: Ref(ProblemSchema), example } }
 })
 
 /** The documented error responses of an operation, e.g. `...problems(401, 403, 404)`. */

@@ -46,6 +46,7 @@ export const ConfigSchema = Type.Object({
   AUTH_RATE_LIMIT_PER_MINUTE: Count(10, 'Token requests per (IP, username) pair per minute'),
   CORS_ORIGINS: CommaList('Allowed CORS origins, comma separated'),
   UPLOAD_MAX_BYTES: Count(5_242_880, 'Largest accepted upload in bytes', 1_073_741_824),
+  IMPORT_MAX_ACTIVE_PER_USER: Count(3, 'Imports one user may have queued or running at once (429 past it)', 1000),
   TRUST_PROXY: CommaList('Proxy addresses or CIDRs whose X-Forwarded-For is believed'),
   DB_POOL_MAX: Count(10, 'Postgres pool size', 1000),
   DB_STATEMENT_TIMEOUT: Duration('5s', 'Postgres per-statement time limit, at most 24h', 86_400_000),

@@ -1,5 +1,5 @@
 import { Type, type Static } from '@sinclair/typebox'
-import { cacheControlHeader, DateTime, EntityTagsHeader, IdParamsSchema, notModified, Nullable, problems, Ref, requires, StrictObject, StringEnum, Uuid } from './common.js'
+import { cacheControlHeader, DateTime, EntityTagsHeader, IdParamsSchema, notModified, Nullable, problemResponse, problems, Ref, requires, StrictObject, StringEnum, Uuid } from './common.js'
 
 export const JOB_KINDS = ['items.import'] as const
 export const JOB_STATUSES = ['queued', 'running', 'succeeded', 'failed'] as const
@@ -95,7 +95,9 @@ export const importItems = {
     'Rows that fail validation are skipped and reported in `result.errors` with their line; the job still succeeds. ' +
     'It fails only when the file itself cannot be read (not UTF-8, malformed CSV, a wrong CSV header). ' +
     'The job survives a restart of the server. A body that is not `multipart/form-data`, or a file that is neither NDJSON nor CSV, is 415; ' +
-    'a file over the size limit is 413; a body without a `file` part is 400. Honours `Idempotency-Key`.',
+    'a file over the size limit is 413; a body without a `file` part is 400. Honours `Idempotency-Key`. ' +
+    'A user may have `IMPORT_MAX_ACTIVE_PER_USER` imports (3 by default) queued or running at once: past that it is 429, ' +
+    'with `Retry-After`. Imports of different users take turns on the worker, so a long one does not hold up the others.',
   security: requires(['items:write']),
   body: {
     description: 'The file, as the `file` part of a `multipart/form-data` body',
@@ -110,7 +112,14 @@ export const importItems = {
       },
       content: { 'application/json': { schema: Ref(JobSchema) } }
     },
-    ...problems(403)
+    ...problems(403),
+    429: problemResponse(429, 'Too many requests, or too many imports of yours queued or running already: retry after `Retry-After` seconds', {
+      type: 'urn:catalog-api:problem:too-many-imports',
+      title: 'Too Many Requests',
+      status: 429,
+      detail: 'You have 3 imports queued or running, the most allowed at once: retry once one has finished',
+      instance: '/api/v1/items/import'
+    })
   }
 } as const
 

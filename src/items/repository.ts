@@ -48,18 +48,27 @@ const priceText = (price: number) => price.toFixed(2)
 export const itemChanged = (name: 'item.created' | 'item.updated', row: ItemRow): NewEvent => newEvent(name, 'items', toItem(row))
 const itemDeleted = (id: string): NewEvent => newEvent('item.deleted', 'items', { id })
 
-/** Creates items, in order, with one statement and their `item.created` events, in one transaction (a savepoint within one). */
+/**
+ * Creates items, in order, with one statement and their `item.created` events, in one transaction (a savepoint within one).
+ * The rows travel as one JSON parameter: drizzle builds a multi-row VALUES list (and its bind parameters) slowly,
+ * about a tenth of a millisecond a row, more than Postgres takes to insert it.
+ */
 export async function insertItems (db: Executor, ownerId: string, inputs: ItemCreate[]): Promise<ItemRow[]> {
   if (inputs.length === 0) return []
+  const values = inputs.map((input) => ({
+    id: uuidv7(),
+    name: input.name,
+    description: input.description ?? null,
+    price: priceText(input.price),
+    tags: input.tags ?? []
+  }))
   return await db.transaction(async (tx) => {
-    const rows = await tx.insert(items).values(inputs.map((input) => ({
-      id: uuidv7(),
-      ownerId,
-      name: input.name,
-      description: input.description ?? null,
-      price: priceText(input.price),
-      tags: input.tags ?? []
-    }))).returning(itemColumns)
+    // INSERT … SELECT names every insertable column: a new item has no image, version 1, and the transaction's time.
+    const rows = await tx.insert(items).select(sql`
+      select r.id, ${ownerId}::uuid, r.name, r.description, r.price, r.tags, null::uuid, 1, now(), now()
+      from rows from (jsonb_to_recordset(${JSON.stringify(values)}::jsonb) as (id uuid, name text, description text, price numeric, tags text[]))
+        with ordinality as r(id, name, description, price, tags, n)
+      order by r.n`).returning(itemColumns)
     await emit(tx, rows.map((row) => itemChanged('item.created', row)))
     return rows
   })

@@ -12,8 +12,10 @@ const QUEUE_SCHEMA = 'pgboss'
 export interface JobsOptions {
   /** Whether this instance works on imports (default true); without, it only accepts them. */
   worker?: boolean
-  /** Rows per transaction (default 100). */
+  /** Rows per transaction (default 100 on PGlite, 1,000 on Postgres). */
   batchSize?: number
+  /** Batches an import runs before it gives way to the imports queued behind it (default 20). */
+  turnBatches?: number
   /** Called after each committed batch (tests pause or interrupt imports here). */
   afterBatch?: ImportRunOptions['afterBatch']
 }
@@ -39,6 +41,13 @@ declare module 'fastify' {
  * A worker that dies holding a job leaves it active until it expires, after which another worker takes it.
  */
 const RETRIES = { retryLimit: 10, retryDelay: 1, retryBackoff: true, expireInSeconds: 15 * 60 }
+/**
+ * Rows per batch, which is one transaction. PGlite runs its statements inside this process, holding the event loop
+ * (about 0.3 ms a row): its batches stay small, so a request waits for one batch at most. On Postgres, larger batches
+ * spread the per-batch statements (the job row's lock and update, its event) over more rows.
+ */
+const BATCH_SIZE = { pglite: 100, postgres: 1000 } as const
+const TURN_BATCHES = 20
 // Within the server's shutdown grace period; an import still running then is failed over to a retry.
 const STOP_TIMEOUT_MS = 5_000
 
@@ -82,11 +91,20 @@ export default fp(async function jobQueue (app: FastifyInstance, { options = {} 
   let started = false
   let stopping: Promise<void> | undefined
 
+  // Imports take turns: one that has run its turn while others wait is queued again behind them, as a new queue
+  // entry (the current one completes once this returns). The job row's lock and `processed` make the next run resume
+  // where this one stopped, whichever entry or instance runs it; an entry left over by a crash in between finds
+  // nothing to do.
+  const turn = {
+    batches: options.turnBatches ?? TURN_BATCHES,
+    othersWaiting: async () => (await boss.getQueueSize(IMPORT_QUEUE) ?? 0) > 0
+  }
   const work = async (jobs: Array<PgBoss.JobWithMetadata<{ jobId: string }>>) => {
     for (const job of jobs) {
       const { jobId } = job.data
       try {
-        await runImport(app.db, jobId, { batchSize: options.batchSize ?? 100, signal: interrupt.signal, afterBatch: options.afterBatch })
+        const outcome = await runImport(app.db, jobId, { batchSize: options.batchSize ?? BATCH_SIZE[app.database.driver], signal: interrupt.signal, afterBatch: options.afterBatch, turn })
+        if (outcome === 'paused') await boss.send(IMPORT_QUEUE, { jobId }, RETRIES)
       } catch (error) {
         const interrupted = error instanceof ImportInterruptedError
         if (!interrupted) app.log.error({ err: error, jobId, attempt: job.retryCount + 1 }, 'import failed')

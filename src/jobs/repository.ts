@@ -1,11 +1,11 @@
 import { createHash } from 'node:crypto'
-import { and, eq, inArray, sql } from 'drizzle-orm'
+import { and, count, eq, inArray, sql } from 'drizzle-orm'
 import { v7 as uuidv7 } from 'uuid'
 import { userTopic } from '../../schemas/events.js'
 import type { ImportResult, Job, JobStatus } from '../../schemas/jobs.js'
 import type { Executor } from '../db/client.js'
 import { insertFile } from '../files/repository.js'
-import { files, jobs } from '../db/schema.js'
+import { files, jobs, users } from '../db/schema.js'
 import { emit, newEvent, type NewEvent } from '../realtime/outbox.js'
 
 export type JobRow = typeof jobs.$inferSelect
@@ -52,6 +52,18 @@ export async function insertImportJob (tx: Executor, upload: NewUpload): Promise
   if (row === undefined) throw new Error('insert returned no row')
   await emit(tx, jobUpdated(row))
   return row
+}
+
+/**
+ * How many imports of `ownerId` are queued or running, counted under a lock on the user's row that lasts the
+ * caller's transaction: two requests of one user check and insert one after the other, so neither passes a cap the
+ * other fills. (`NO KEY UPDATE` leaves alone the key-share locks that inserting rows owned by the user takes.)
+ */
+export async function lockAndCountActiveImports (tx: Executor, ownerId: string): Promise<number> {
+  await tx.select({ id: users.id }).from(users).where(eq(users.id, ownerId)).for('no key update')
+  const [row] = await tx.select({ active: count() }).from(jobs)
+    .where(and(eq(jobs.ownerId, ownerId), eq(jobs.kind, 'items.import'), inArray(jobs.status, ['queued', 'running'])))
+  return Number(row?.active ?? 0)
 }
 
 export async function findJobById (db: Executor, id: string): Promise<JobRow | undefined> {

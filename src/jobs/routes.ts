@@ -6,11 +6,14 @@ import { getJob, importItems, jobsComponents } from '../../schemas/jobs.js'
 import type { Config } from '../config.js'
 import { ifNoneMatchFails } from '../lib/conditional.js'
 import { assertOwnerOrAdmin } from '../lib/ownership.js'
-import { notFound } from '../lib/problem.js'
+import { notFound, tooManyRequests } from '../lib/problem.js'
 import { currentPrincipal } from '../plugins/auth.js'
-import { findJobById, insertImportJob, jobEtag, jobUrl, toJob } from './repository.js'
+import { findJobById, insertImportJob, jobEtag, jobUrl, lockAndCountActiveImports, toJob } from './repository.js'
 import { requireMultipart, streamedBodyValidator, uploadLimits } from '../lib/multipart.js'
 import { readImportUpload, type ImportUpload } from './upload.js'
+
+/** A guess at when one of a user's imports will have finished, for the `Retry-After` of a 429 past the cap. */
+const IMPORT_RETRY_AFTER_SECONDS = 10
 
 /** Item imports (queued, 202) and the jobs that run them. Multipart bodies are accepted on the import route only. */
 const jobs: FastifyPluginAsyncTypebox<{ config: Config }> = async (app, { config }) => {
@@ -37,7 +40,11 @@ const jobs: FastifyPluginAsyncTypebox<{ config: Config }> = async (app, { config
   }, async (request, reply) => {
     const { id: ownerId } = currentPrincipal(request)
     const { format, data } = await upload(request)
+    const cap = config.IMPORT_MAX_ACTIVE_PER_USER
     const row = await app.db.transaction(async (tx) => {
+      if (await lockAndCountActiveImports(tx, ownerId) >= cap) {
+        throw tooManyRequests(`You have ${cap} imports queued or running, the most allowed at once: retry once one has finished`, IMPORT_RETRY_AFTER_SECONDS, 'too-many-imports')
+      }
       const created = await insertImportJob(tx, { ownerId, contentType: format, data })
       await app.jobQueue.enqueueImport(tx, created.id)
       return created

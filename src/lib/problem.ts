@@ -83,4 +83,7 @@ export const invalidToken = (description: string) =>
 /** A 401 for a request whose account was deleted after its token was checked. */
 export const accountGone = () => invalidToken('The account of this access token no longer exists')
 
+export const tooManyRequests = (detail: string, retryAfterSeconds: number, code = 'too-many-requests') =>
+  new HttpProblem(429, detail, { code, headers: { 'retry-after': String(retryAfterSeconds) } })
+
 export const unsupportedMediaType = (detail: string) => new HttpProblem(415, detail, { code: 'unsupported-media-type' })

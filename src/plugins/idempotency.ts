@@ -88,7 +88,7 @@ const sha256 = (text: string) => createHash('sha256').update(text).digest('hex')
  *   (method, route and canonical body) → 422; still in progress → 409; completed → the stored status,
  *   body, `Content-Type`, `Location` and `ETag` are replayed without running the handler. An
  *   `in_progress` row older than the lease was abandoned by a dead owner: the request takes it over.
- * - onSend stores a 2xx or 4xx response; any other (a 5xx, a thrown error) deletes the row, so the
+ * - onSend stores a 2xx or 4xx response but 429; any other (a 5xx, a thrown error) deletes the row, so the
  *   client may retry. A response that never reaches onSend releases the key when the request ends.
  * - Keys expire after 24 h (an expired one counts as new) and are purged by a timer.
  *
@@ -169,7 +169,8 @@ export default fp(async function idempotency (app: FastifyInstance, options: Ide
     const claim = claims.get(request)
     if (claim === undefined || claim.settled) return payload
     const status = reply.statusCode
-    const storable = (status >= 200 && status < 300) || (status >= 400 && status < 500)
+    // A 429 is not the request's answer but a request to come back: the retry must run, not replay it.
+    const storable = (status >= 200 && status < 300) || (status >= 400 && status < 500 && status !== 429)
     const body = payload === undefined || payload === null ? '' : typeof payload === 'string' ? payload : Buffer.isBuffer(payload) ? payload.toString('utf8') : undefined
     if (!storable || body === undefined) {
       await release(request, claim)

@@ -3,7 +3,7 @@ import type { FastifyInstance, FastifyReply, FastifyRequest } from 'fastify'
 import fp from 'fastify-plugin'
 import { Redis } from 'ioredis'
 import type { Config } from '../config.js'
-import { HttpProblem } from '../lib/problem.js'
+import { tooManyRequests } from '../lib/problem.js'
 
 /** One limit: at most `max` requests per `timeWindow` ms for each key; a key of undefined skips the limit. */
 export interface LimitRule {
@@ -26,11 +26,8 @@ declare module 'fastify' {
 /** The client address; requests without one (injected WebSocket upgrades) share a key rather than fail. */
 export const clientIp = (request: FastifyRequest): string => request.ip ?? 'unknown'
 
-const tooManyRequests = (retryAfterSeconds: number) =>
-  new HttpProblem(429, `Too many requests: retry in ${retryAfterSeconds} seconds`, {
-    code: 'rate-limited',
-    headers: { 'retry-after': String(retryAfterSeconds) }
-  })
+const rateLimited = (retryAfterSeconds: number) =>
+  tooManyRequests(`Too many requests: retry in ${retryAfterSeconds} seconds`, retryAfterSeconds, 'rate-limited')
 
 /**
  * Per-client limits on every route (`config: { rateLimit: false }` exempts one), built on @fastify/rate-limit
@@ -60,7 +57,7 @@ export default fp(async function rateLimits (app: FastifyInstance, { config }: {
     ...(redis === undefined ? {} : { redis }),
     keyGenerator: clientIp,
     // Must carry statusCode 429, or the plugin's reply becomes a 500; the error handler renders it as a problem.
-    errorResponseBuilder: (_request, context) => tooManyRequests(Math.max(1, Math.ceil(context.ttl / 1000)))
+    errorResponseBuilder: (_request, context) => rateLimited(Math.max(1, Math.ceil(context.ttl / 1000)))
   })
 
   app.decorate('limitRequests', (rules: LimitRule[]) => {
@@ -89,7 +86,7 @@ export default fp(async function rateLimits (app: FastifyInstance, { config }: {
         reply.header('ratelimit-remaining', tightest.remaining)
         reply.header('ratelimit-reset', tightest.ttlInSeconds)
       }
-      if (retryAfter > 0) throw tooManyRequests(retryAfter)
+      if (retryAfter > 0) throw rateLimited(retryAfter)
     }
   })
 

@@ -26,6 +26,7 @@ t.test('config: defaults from an empty environment', async (t) => {
     AUTH_RATE_LIMIT_PER_MINUTE: 10,
     CORS_ORIGINS: [],
     UPLOAD_MAX_BYTES: 5_242_880,
+    IMPORT_MAX_ACTIVE_PER_USER: 3,
     TRUST_PROXY: [],
     DB_POOL_MAX: 10,
     DB_STATEMENT_TIMEOUT: 5000,
@@ -37,6 +38,11 @@ t.test('config: defaults from an empty environment', async (t) => {
   t.equal(config.DATABASE_URL, undefined)
   t.equal(config.REDIS_URL, undefined)
   t.equal(config.JWT_SECRET, undefined)
+})
+
+t.test('config: IMPORT_MAX_ACTIVE_PER_USER is a whole number from 1', async (t) => {
+  t.equal(loadConfig({ IMPORT_MAX_ACTIVE_PER_USER: '5' }).IMPORT_MAX_ACTIVE_PER_USER, 5)
+  t.throws(() => loadConfig({ IMPORT_MAX_ACTIVE_PER_USER: '0' }), { name: 'ConfigError', message: /IMPORT_MAX_ACTIVE_PER_USER: must be a whole number from 1 to 1000 \(got "0"\)/ })
 })
 
 t.test('config: empty strings count as unset', async (t) => {

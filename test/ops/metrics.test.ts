@@ -31,6 +31,7 @@ t.test('GET /metrics → Prometheus text with requests by route pattern and stat
   t.match(text, /db_pool_max_clients \d+/)
   t.match(text, /process_cpu_user_seconds_total \d/)
   t.match(text, /nodejs_eventloop_lag_seconds \d/)
+  t.match(text, /nodejs_eventloop_lag_p99_seconds \d/)
 })
 
 t.test('GET /metrics: several apps in one process keep separate registries', async (t) => {

@@ -105,6 +105,9 @@ export default fp(async function jobQueue (app: FastifyInstance, { options = {} 
       try {
         const outcome = await runImport(app.db, jobId, { batchSize: options.batchSize ?? BATCH_SIZE[app.database.driver], signal: interrupt.signal, afterBatch: options.afterBatch, turn })
         if (outcome === 'paused') await boss.send(IMPORT_QUEUE, { jobId }, RETRIES)
+        // pg-boss waits out the rest of its polling interval after every job unless notified: with a backlog of
+        // small imports, that would cap a worker at two imports a second. The next fetch comes at once instead.
+        if (workerId !== undefined) boss.notifyWorker(workerId)
       } catch (error) {
         const interrupted = error instanceof ImportInterruptedError
         if (!interrupted) app.log.error({ err: error, jobId, attempt: job.retryCount + 1 }, 'import failed')

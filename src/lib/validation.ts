@@ -1,5 +1,6 @@
 import { AjvCompiler } from '@fastify/ajv-compiler'
 import type { TSchema } from '@sinclair/typebox'
+import { MAX_LISTED_ERRORS } from '../../schemas/common.js'
 import type { Ajv } from 'ajv'
 import type { FastifySchemaCompiler, FastifyServerOptions, FastifySchema } from 'fastify'
 
@@ -81,12 +82,31 @@ function refusingNonFinite (validate: Validate): Validate {
   return wrapped
 }
 
-/** Keywords bounding how many errors a value can have: past one of them, nothing else is checked. */
-const BOUNDS = new Set(['maxProperties', 'maxItems'])
+/** The value at a JSON pointer (Ajv's `instancePath`) of `root`. */
+function at (root: unknown, path: string): unknown {
+  let value = root
+  for (const segment of path.split('/').slice(1)) {
+    if (value === null || typeof value !== 'object') return undefined
+    value = (value as Record<string, unknown>)[segment.replaceAll('~1', '/').replaceAll('~0', '~')]
+  }
+  return value
+}
+
+/**
+ * Whether an error says the value holds too much to be checked item by item: an array past its `maxItems`, or an
+ * object with more unknown keys than a problem lists (a few unknown keys are worth naming one by one).
+ */
+function pastBound (data: unknown, error: AjvIssue): boolean {
+  if (error.keyword === 'maxItems') return true
+  if (error.keyword !== 'maxProperties') return false
+  const value = at(data, error.instancePath)
+  const keys = value !== null && typeof value === 'object' ? Object.keys(value).length : 0
+  return keys > Number(error.params.limit) + MAX_LISTED_ERRORS
+}
 
 /**
  * Every error of a value within its bounds, at the cost of one pass: a first pass stops at the first error (the
- * bounds come first in Ajv's order), and only a value that fails without exceeding a bound is validated again
+ * bounds come first in Ajv's order), and only a value that fails without going far past a bound is validated again
  * for the complete list. A body of a million unknown keys is then one `maxProperties` error, not a million.
  */
 function boundedAllErrors (firstError: Validate, allErrors: Validate): Validate {
@@ -96,12 +116,13 @@ function boundedAllErrors (firstError: Validate, allErrors: Validate): Validate 
       return true
     }
     const first = firstError.errors?.[0]
-    if (first !== undefined && BOUNDS.has(first.keyword)) {
+    if (first !== undefined && pastBound(data, first)) {
       validate.errors = [first]
       return false
     }
     allErrors(data)
-    validate.errors = allErrors.errors
+    // Objects reject unknown keys: each is named by its `additionalProperties` error, which says more than the count.
+    validate.errors = allErrors.errors?.filter((error) => error.keyword !== 'maxProperties') ?? null
     return false
   }
   return validate

@@ -165,6 +165,16 @@ t.test('errors', async (t) => {
     t.equal(body.errorCount, 1)
   })
 
+  t.test('POST /api/v1/users with a few unknown keys → 400 naming each of them', async (t) => {
+    const payload = JSON.stringify({ email: 'a@example.com', password: 'long enough', fullName: 'A', role: 'admin', isSuperuser: true })
+    const body = problemOf(t, await app.inject({ method: 'POST', url: '/api/v1/users', payload, headers: { 'content-type': 'application/json' } }), 400)
+    t.same(body.errors, [
+      { in: 'body', path: '/role', message: 'is not a known field' },
+      { in: 'body', path: '/isSuperuser', message: 'is not a known field' }
+    ])
+    t.equal(body.errorCount, 2)
+  })
+
   t.test('a problem lists the first 100 failing fields and counts them all', async (t) => {
     const payload = JSON.stringify(Object.fromEntries(Array.from({ length: 5000 }, (_, i) => [`k${i}`, '\u0000'])))
     const res = await post(payload)

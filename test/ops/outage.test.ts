@@ -114,6 +114,9 @@ t.test('Postgres stopped under concurrent writes → 503 problems with Retry-Aft
   t.match(readOnly.headers.get('content-type'), /^application\/problem\+json/)
   t.ok(readOnly.headers.get('retry-after'))
   t.equal((await fetch(`${base}/api/v1/items`, { headers: { authorization: `Bearer ${accessToken}` } })).status, 200, 'reads go on')
+  // Writable again before the app closes: closing completes the job queue's work, which writes.
+  await client.query('alter system reset default_transaction_read_only')
+  await client.query('select pg_reload_conf()')
 })
 
 t.test('databaseUnavailable: what says the database cannot serve now, and what does not', async (t) => {

@@ -5,7 +5,6 @@
 // rows per second, the latency of both routes (p50, p99, max) and the server's event-loop lag over the import
 // (p99 and max, from its /metrics). Exits non-zero when the import did not succeed in `timeout` seconds or a
 // sampled request failed.
-import { spawn } from 'node:child_process'
 import { randomBytes } from 'node:crypto'
 import { mkdtemp, rm } from 'node:fs/promises'
 import { tmpdir } from 'node:os'
@@ -13,7 +12,8 @@ import { join } from 'node:path'
 import { performance } from 'node:perf_hooks'
 import { setTimeout as sleep } from 'node:timers/promises'
 import { parseArgs } from 'node:util'
-import { projectRoot } from '../paths.js'
+import { startServer } from './server-process.js'
+import { percentile } from './stats.js'
 
 const { values } = parseArgs({ options: { rows: { type: 'string', default: '100000' }, timeout: { type: 'string', default: '300' } } })
 const rowCount = Number(values.rows)
@@ -25,29 +25,8 @@ if (!Number.isInteger(rowCount) || rowCount < 1 || !Number.isInteger(timeoutMs) 
 
 const postgres = process.env.DATABASE_URL !== undefined && process.env.DATABASE_URL !== ''
 const dataDir = postgres ? undefined : await mkdtemp(join(tmpdir(), 'catalog-bench-import-'))
-const server = spawn(process.execPath, ['--import', 'tsx', join(projectRoot, 'src', 'server.ts')], {
-  cwd: projectRoot,
-  env: {
-    ...process.env,
-    PORT: '0',
-    HOST: '127.0.0.1',
-    LOG_LEVEL: 'info',
-    JWT_SECRET: randomBytes(32).toString('hex'),
-    RATE_LIMIT_PER_MINUTE: '1000000',
-    RATE_LIMIT_PER_HOUR: '1000000',
-    ...(dataDir === undefined ? {} : { DATA_DIR: dataDir })
-  },
-  stdio: ['ignore', 'pipe', 'inherit']
-})
-const origin = await new Promise<string>((resolve, reject) => {
-  let out = ''
-  server.stdout.setEncoding('utf8').on('data', (chunk: string) => {
-    out += chunk
-    const found = /Server listening at (http:\/\/127\.0\.0\.1:\d+)/.exec(out)
-    if (found?.[1] !== undefined) resolve(found[1])
-  })
-  server.once('exit', (code) => reject(new Error(`the server exited (${String(code)}) before listening:\n${out}`)))
-})
+const server = await startServer(dataDir === undefined ? {} : { DATA_DIR: dataDir })
+const { origin } = server
 
 async function post<T> (path: string, body: unknown, form = false): Promise<T> {
   const res = await fetch(`${origin}${path}`, {
@@ -89,7 +68,6 @@ async function sample (path: string, until: Promise<unknown>, headers: Record<st
   return { latencies: latencies.sort((a, b) => a - b), failures }
 }
 
-const percentile = (sorted: number[], p: number) => sorted[Math.min(sorted.length - 1, Math.floor(sorted.length * p))] ?? Number.NaN
 const ms = (value: number) => `${value.toFixed(1).padStart(8)} ms`
 
 let failed = false
@@ -136,8 +114,7 @@ try {
   console.error(error)
   failed = true
 } finally {
-  server.kill('SIGTERM')
-  await new Promise((resolve) => server.once('exit', resolve))
+  await server.stop()
   if (dataDir !== undefined) await rm(dataDir, { recursive: true, force: true })
 }
 if (failed) process.exitCode = 1

@@ -8,6 +8,7 @@ import { performance } from 'node:perf_hooks'
 import { setTimeout as sleep } from 'node:timers/promises'
 import { parseArgs } from 'node:util'
 import WebSocket from 'ws'
+import { percentile } from './stats.js'
 import { requireDatabaseUrl, startServer } from './server-process.js'
 
 const { values } = parseArgs({
@@ -74,7 +75,6 @@ async function serverLag (): Promise<string> {
   return `${total} events; p50 ≤ ${bound(0.5) * 1000} ms, p99 ≤ ${bound(0.99) * 1000} ms`
 }
 
-const percentile = (sorted: number[], p: number) => sorted[Math.min(sorted.length - 1, Math.floor(sorted.length * p))] ?? Number.NaN
 const mb = (bytes: number) => `${(bytes / 1_048_576).toFixed(1)} MB`
 
 let failed = false

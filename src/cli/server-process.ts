@@ -1,4 +1,4 @@
-// What the load scripts (bench:ws, soak) share: a server started as a child process on Postgres, so that its memory
+// What the load scripts (bench:ws, bench:import, soak) share: a server started as a child process, so that its memory
 // can be read and its load is its own, with the per-client rate limits raised out of the way.
 import { spawn } from 'node:child_process'
 import { randomBytes } from 'node:crypto'

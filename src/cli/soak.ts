@@ -16,6 +16,7 @@ import { setTimeout as sleep } from 'node:timers/promises'
 import { parseArgs } from 'node:util'
 import { Pool, type Dispatcher } from 'undici'
 import { projectRoot } from '../paths.js'
+import { percentile } from './stats.js'
 import { requireDatabaseUrl, startServer, type ServerProcess } from './server-process.js'
 
 /** The most the server's RSS may grow from the end of the warm-up to the end of the run. */
@@ -439,7 +440,6 @@ async function work (actor: Actor, seeded: Seed): Promise<void> {
 
 const mb = (bytes: number) => `${(bytes / 1_048_576).toFixed(1)} MB`
 const ms = (value: number) => value.toFixed(1).padStart(8)
-const percentile = (sorted: number[], p: number) => sorted[Math.max(0, Math.ceil(sorted.length * p) - 1)] ?? Number.NaN
 
 /** Server lines at error level or worse, by message: what to look at when 5xx appear. */
 async function serverErrors (logFile: string): Promise<Map<string, number>> {

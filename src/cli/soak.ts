@@ -91,7 +91,8 @@ const KINDS = {
   deleteOthers: kind('DELETE /api/v1/items/{id} another user\'s', 403),
   uploadImage: kind('PUT /api/v1/items/{id}/image', 200),
   uploadNotImage: kind('PUT /api/v1/items/{id}/image not an image', 415),
-  importItems: kind('POST /api/v1/items/import', 202),
+  // A user past IMPORT_MAX_ACTIVE_PER_USER imports at once is told to wait: the cap is part of the traffic.
+  importItems: kind('POST /api/v1/items/import', 202, 429),
   pollJob: kind('GET /api/v1/jobs/{id}', 200),
   unknownRoute: kind('GET /api/v1/unknown', 404)
 } as const
@@ -113,7 +114,7 @@ let total = 0
 const bump = (counts: Map<string, number>, key: string) => counts.set(key, (counts.get(key) ?? 0) + 1)
 const sum = (counts: Iterable<number>) => [...counts].reduce((a, b) => a + b, 0)
 
-interface Answer { status: number, etag: string | undefined, text: string }
+interface Answer { status: number, etag: string | undefined, retryAfter: string | undefined, text: string }
 
 /** Sends one request, waits for its whole body, and accounts for it; undefined when it got no answer. */
 async function send (of: Kind, request: Dispatcher.RequestOptions): Promise<Answer | undefined> {
@@ -136,8 +137,8 @@ async function send (of: Kind, request: Dispatcher.RequestOptions): Promise<Answ
       stats.latencies.push(ms)
       stats.statuses.set(res.statusCode, (stats.statuses.get(res.statusCode) ?? 0) + 1)
     }
-    const etag = res.headers.etag
-    return { status: res.statusCode, etag: typeof etag === 'string' ? etag : undefined, text }
+    const { etag, 'retry-after': retryAfter } = res.headers
+    return { status: res.statusCode, etag: typeof etag === 'string' ? etag : undefined, retryAfter: typeof retryAfter === 'string' ? retryAfter : undefined, text }
   } catch (error) {
     const code = String((error as { code?: unknown }).code ?? (error as Error).message)
     bump(code.includes('TIMEOUT') ? timeouts : socketErrors, `${of.name}: ${code}`)
@@ -356,6 +357,11 @@ const importItems: Scenario = async (actor) => {
     ? multipart('items.csv', 'text/csv', Buffer.from(['name,description,price,tags', ...rows.map((row) => `${row.name},Imported by npm run soak,${row.price},${row.tags.join('|')}`)].join('\n')))
     : multipart('items.ndjson', 'application/x-ndjson', Buffer.from(rows.map((row) => JSON.stringify(row)).join('\n')))
   const accepted = await send(KINDS.importItems, { method: 'POST', path: '/api/v1/items/import', headers: { ...actor.user.auth, ...file.headers }, body: file.body })
+  if (accepted?.status === 429) {
+    const { type } = parse<{ type: string }>(accepted)
+    if (type !== 'urn:catalog-api:problem:too-many-imports' || accepted.retryAfter === undefined) bump(failedChecks, `import refused without the cap's problem: ${accepted.text.slice(0, 200)}`)
+    return
+  }
   if (accepted?.status !== 202) return
   const { id } = parse<{ id: string }>(accepted)
   const during = clock.phase

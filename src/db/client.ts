@@ -187,6 +187,17 @@ async function openPostgres (config: Config, log: FastifyBaseLogger, expected: n
   client.release()
 
   const db: Db = drizzlePg(pool, { schema, casing })
+  // drizzle's pooled transaction leaves its client checked out for good when `begin` fails (the connection died
+  // between checkout and begin, as in an outage): the pool would shrink by one each time. Transactions run on a
+  // client checked out here instead, released whatever happens (the pool discards one whose connection is dead).
+  db.transaction = async (work, config) => {
+    const client = await pool.connect()
+    try {
+      return await drizzlePg(client, { schema, casing }).transaction(work, config)
+    } finally {
+      client.release()
+    }
+  }
   keepCommitCallbacks(db, db)
   const connectionString = config.DATABASE_URL ?? ''
   const listeners = new Map<string, PgListener>()

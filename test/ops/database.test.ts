@@ -34,6 +34,15 @@ t.test('GET /health/ready → 503 problem when Postgres is unreachable', { skip:
   t.match(res.headers['content-type'], /^application\/problem\+json/)
 })
 
+t.test('a transaction whose begin fails gives its pool client back', { skip: databaseUrl === undefined && 'needs DATABASE_URL' }, async (t) => {
+  const app = await build(t, { DB_POOL_MAX: '2' })
+  // An isolation level Postgres does not know makes `begin` itself fail, as a connection lost before it does.
+  const failing = { isolationLevel: 'no such level' } as unknown as Parameters<typeof app.db.transaction>[1]
+  for (let n = 0; n < 4; n++) await t.rejects(app.db.transaction(async () => undefined, failing))
+  t.same(app.database.poolStats(), { total: app.database.poolStats().idle, idle: app.database.poolStats().idle, waiting: 0, max: 2 }, 'no client stays checked out')
+  t.equal((await app.inject({ url: '/health/ready' })).statusCode, 200, 'the pool still serves')
+})
+
 t.test('openDatabase on a DATA_DIR whose embedded database is open → refused with a clear message', async (t) => {
   const dataDir = await mkdtemp(join(tmpdir(), 'catalog-lock-'))
   t.teardown(() => rm(dataDir, { recursive: true, force: true }))

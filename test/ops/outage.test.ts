@@ -98,6 +98,8 @@ t.test('Postgres stopped under concurrent writes → 503 problems with Retry-Aft
   t.teardown(() => client.end())
   const { rows } = await client.query<{ id: string }>('select id from items where id = any($1::uuid[])', [acknowledged])
   t.equal(rows.length, acknowledged.length, `all ${acknowledged.length} acknowledged writes are stored`)
+  const pool = app.database.poolStats()
+  t.equal(pool.idle, pool.total, 'no pool client was lost in the outage')
 
   // What a failover to a read-only standby looks like to the sessions already open.
   await client.query('alter system set default_transaction_read_only = on')

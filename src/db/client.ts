@@ -193,7 +193,8 @@ async function openPostgres (config: Config, log: FastifyBaseLogger, expected: n
   db.transaction = async (work, config) => {
     const client = await pool.connect()
     try {
-      return await drizzlePg(client, { schema, casing }).transaction(work, config)
+      // Without `schema`, which costs some 55 µs per instance to index: transactions never use the relational `query` API.
+      return await (drizzlePg(client, { casing }) as unknown as Db).transaction(work, config)
     } finally {
       client.release()
     }

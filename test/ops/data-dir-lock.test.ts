@@ -110,11 +110,14 @@ t.test('lockDataDir: a lock naming this process\'s own pid (a previous run, as a
   await release()
 })
 
-t.test('lockDataDir: a lock naming a live process is refused', async (t) => {
+t.test('lockDataDir: a lock naming a live process is refused, however long ago it was touched (a stopped or frozen holder)', async (t) => {
   const path = await lockPath(t)
   const pid = livePid(t)
   await writeFile(path, record({ pid }))
   await t.rejects(lockDataDir(path), locked)
+  const anHourAgo = new Date(Date.now() - 3_600_000)
+  await utimes(path, anHourAgo, anHourAgo)
+  await t.rejects(lockDataDir(path), locked, 'a lock judged by its age would have gone stale after 15 s')
   t.equal(await holderPid(path), pid, 'left in place')
 })
 

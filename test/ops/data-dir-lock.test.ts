@@ -131,8 +131,9 @@ t.test('lockDataDir: a live pid that started at another time than the holder (a 
 
 t.test('lockDataDir: a lock naming a process that has exited but is not reaped yet (a zombie) is taken over', { skip: process.platform !== 'linux' && 'process states from /proc' }, async (t) => {
   const path = await lockPath(t)
-  // `true` exits in the background; `sleep`, which the shell becomes, never reaps it.
-  const parent = spawn('sh', ['-c', 'true & echo $!; exec sleep 300'], { stdio: ['ignore', 'pipe', 'inherit'] })
+  // The background `sleep` ends once the shell has become `sleep 300`, which never reaps it (a shell that is still a
+  // shell when its child ends may reap it).
+  const parent = spawn('sh', ['-c', 'sleep 0.3 & echo $!; exec sleep 300'], { stdio: ['ignore', 'pipe', 'inherit'] })
   t.teardown(() => { parent.kill('SIGKILL') })
   const [output] = await once(parent.stdout, 'data') as [Buffer]
   const zombie = Number(output.toString().trim())

@@ -1,8 +1,9 @@
 import { createHash, randomBytes } from 'node:crypto'
-import { and, eq, gt, inArray, isNotNull, isNull, lte, or } from 'drizzle-orm'
+import { and, eq, gt, inArray, isNotNull, isNull, lte, or, sql } from 'drizzle-orm'
 import { v7 as uuidv7 } from 'uuid'
-import type { Executor } from '../db/client.js'
+import { commitSignal, type Executor } from '../db/client.js'
 import { refreshTokens, sessions, users } from '../db/schema.js'
+import { preparedSelect } from '../db/statements.js'
 
 /** Refresh tokens are 32 random bytes; only their SHA-256 is stored. */
 export const newRefreshToken = () => randomBytes(32).toString('base64url')
@@ -13,7 +14,14 @@ export interface LiveSession {
   userId: string
   scope: string
   isSuperuser: boolean
+  expiresAt: Date
 }
+
+/** What may have ended logins or narrowed what they grant: one login, or every login of a user. */
+export type LoginChange = { sessionId: string } | { userId: string }
+
+/** Told when a transaction that changed logins commits (the session cache forgets them). */
+export const loginsChanged = commitSignal<LoginChange>()
 
 /** Starts a login and returns its id. */
 export async function createSession (db: Executor, userId: string, scope: string, expiresAt: Date): Promise<string> {
@@ -49,19 +57,23 @@ export async function findRefreshToken (db: Executor, tokenHash: string) {
   return row
 }
 
-/** A login that has not ended, of a user that exists and is active. */
+const liveSessionColumns = { id: sessions.id, userId: sessions.userId, scope: sessions.scope, isSuperuser: users.isSuperuser, expiresAt: sessions.expiresAt }
+
+/** A login that has not ended, of a user that exists and is active (and is `userId`, when given). */
 export async function findLiveSession (db: Executor, sessionId: string, now: Date, userId?: string): Promise<LiveSession | undefined> {
-  const [row] = await db.select({ id: sessions.id, userId: sessions.userId, scope: sessions.scope, isSuperuser: users.isSuperuser })
-    .from(sessions)
-    .innerJoin(users, eq(users.id, sessions.userId))
-    .where(and(
-      eq(sessions.id, sessionId),
-      userId === undefined ? undefined : eq(sessions.userId, userId),
-      isNull(sessions.revokedAt),
-      gt(sessions.expiresAt, now),
-      eq(users.isActive, true)
-    ))
-    .limit(1)
+  const [row] = await preparedSelect(db, userId === undefined ? 'sessions.live' : 'sessions.live_of_user', liveSessionColumns, (executor) =>
+    executor.select(liveSessionColumns)
+      .from(sessions)
+      .innerJoin(users, eq(users.id, sessions.userId))
+      .where(and(
+        eq(sessions.id, sql.placeholder('sessionId')),
+        userId === undefined ? undefined : eq(sessions.userId, sql.placeholder('userId')),
+        isNull(sessions.revokedAt),
+        gt(sessions.expiresAt, sql.placeholder('now')),
+        eq(users.isActive, true)
+      ))
+      .limit(1)
+  ).execute({ sessionId, userId, now: now.toISOString() })
   return row
 }
 
@@ -78,16 +90,19 @@ export async function liveSessionIds (db: Executor, ids: string[], now: Date): P
 /** Ends a login: its refresh tokens and access tokens stop working. */
 export async function revokeSession (db: Executor, sessionId: string): Promise<void> {
   await db.update(sessions).set({ revokedAt: new Date() }).where(and(eq(sessions.id, sessionId), isNull(sessions.revokedAt)))
+  loginsChanged.emit(db, { sessionId })
 }
 
 /** Narrows what a login grants: later refreshes never get back what a refresh gave up. */
 export async function narrowSessionScope (db: Executor, sessionId: string, scope: string): Promise<void> {
   await db.update(sessions).set({ scope }).where(eq(sessions.id, sessionId))
+  loginsChanged.emit(db, { sessionId })
 }
 
 /** Ends every login of a user. */
 export async function revokeUserSessions (db: Executor, userId: string): Promise<void> {
   await db.update(sessions).set({ revokedAt: new Date() }).where(and(eq(sessions.userId, userId), isNull(sessions.revokedAt)))
+  loginsChanged.emit(db, { userId })
 }
 
 /** Deletes expired refresh tokens and ended logins (their tokens go with them). */

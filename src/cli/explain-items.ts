@@ -3,14 +3,14 @@
 // (past 40,000 rows: page 2,000 at 20 a page), newest first, by price, and by price then name descending
 // (mixed directions). Meant for a scratch database: the seeded rows stay, and a second run reuses them.
 import { randomBytes } from 'node:crypto'
-import { count, eq, sql } from 'drizzle-orm'
+import { count, eq, fillPlaceholders, sql } from 'drizzle-orm'
 import Fastify from 'fastify'
 import { loadConfigOrExit } from '../config.js'
-import { openDatabase, rows, type Db } from '../db/client.js'
+import { openDatabase, type Database, type Db } from '../db/client.js'
 import { items } from '../db/schema.js'
 import { itemSortKeys, itemsPageRequest, listItems, selectItems } from '../items/repository.js'
 import { loggerOptions } from '../lib/logger.js'
-import { CursorCodec, pageQuery } from '../lib/pagination.js'
+import { CursorCodec, pageValues } from '../lib/pagination.js'
 import { findUserByEmail, insertUser } from '../users/repository.js'
 
 const ITEMS = 100_000
@@ -51,10 +51,13 @@ async function deepCursor (db: Db, codec: CursorCodec, sort: string): Promise<st
   return cursor
 }
 
-async function explain (db: Db, codec: CursorCodec, label: string, sort: string, cursor?: string): Promise<void> {
-  const page = pageQuery(codec, itemSortKeys(sort), itemsPageRequest({ sort, limit: PAGE_SIZE, cursor, filters: {} }))
-  const plan = await rows<{ 'QUERY PLAN': string }>(db, sql`explain (analyze, buffers) ${selectItems(db, {}, page).getSQL()}`)
-  console.log(`\n## ${label}\n${plan.map((line) => line['QUERY PLAN']).join('\n')}`)
+/** EXPLAIN of the statement the list prepares for this page, with the page's values. */
+async function explain (database: Database, codec: CursorCodec, label: string, sort: string, cursor?: string): Promise<void> {
+  const keys = itemSortKeys(sort)
+  const query = selectItems(database.db, {}, keys, cursor !== undefined).toSQL()
+  const values = pageValues(codec, keys, itemsPageRequest({ sort, limit: PAGE_SIZE, cursor, filters: {} }))
+  const plan = await database.query(`explain (analyze, buffers) ${query.sql}`, fillPlaceholders(query.params, values))
+  console.log(`\n## ${label}\n${(plan.rows as Array<{ 'QUERY PLAN': string }>).map((line) => line['QUERY PLAN']).join('\n')}`)
 }
 
 const database = await openDatabase(config, log)
@@ -63,8 +66,8 @@ try {
   await seed(database.db)
   const codec = new CursorCodec(randomBytes(32))
   for (const sort of ['-createdAt', 'price', 'price,-name']) {
-    await explain(database.db, codec, `GET /api/v1/items?sort=${sort} — first page`, sort)
-    await explain(database.db, codec, `GET /api/v1/items?sort=${sort} — page ${DEEP_PAGE}`, sort, await deepCursor(database.db, codec, sort))
+    await explain(database, codec, `GET /api/v1/items?sort=${sort} — first page`, sort)
+    await explain(database, codec, `GET /api/v1/items?sort=${sort} — page ${DEEP_PAGE}`, sort, await deepCursor(database.db, codec, sort))
   }
 } catch (error) {
   log.fatal({ err: error }, 'explain:items failed')

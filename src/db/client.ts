@@ -18,7 +18,7 @@ import * as schema from './schema.js'
 
 export type Db = PgDatabase<PgQueryResultHKT, typeof schema>
 /** A database handle or an open transaction: repositories accept either. */
-export type Executor = Pick<Db, 'select' | 'insert' | 'update' | 'delete' | 'execute' | 'transaction'>
+export type Executor = Pick<Db, 'select' | 'insert' | 'update' | 'delete' | 'execute' | 'transaction' | '_'>
 
 export interface PoolStats { total: number, idle: number, waiting: number, max: number }
 
@@ -118,6 +118,26 @@ export function onCommit (executor: Executor, callback: (db: Db) => void): void 
   const scope = commitScopes.get(executor)
   if (scope === undefined) callback(executor as Db)
   else scope.callbacks.push(callback)
+}
+
+/**
+ * Something that becomes true when a transaction commits, told to whoever listens on that database (each app listens on
+ * its own): `emit` in the transaction (at once outside one), `listen` once per database.
+ */
+export interface CommitSignal<T> {
+  emit: (executor: Executor, value: T) => void
+  listen: (db: Db, listener: (value: T) => void) => () => void
+}
+
+export function commitSignal<T> (): CommitSignal<T> {
+  const listeners = new WeakMap<Db, (value: T) => void>()
+  return {
+    emit: (executor, value) => { onCommit(executor, (db) => listeners.get(db)?.(value)) },
+    listen: (db, listener) => {
+      listeners.set(db, listener)
+      return () => { listeners.delete(db) }
+    }
+  }
 }
 
 async function migrationsApplied (db: Db, expected: number): Promise<boolean> {

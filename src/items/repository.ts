@@ -1,10 +1,11 @@
-import { and, arrayContains, eq, gte, lte, sql, type SQL } from 'drizzle-orm'
+import { and, eq, gte, lte, sql, type SQL } from 'drizzle-orm'
 import { v7 as uuidv7 } from 'uuid'
 import type { Item, ItemCreate, ItemReplace } from '../../schemas/items.js'
 import type { Executor } from '../db/client.js'
 import { files, items } from '../db/schema.js'
-import { paginate, parseSort, type CursorCodec, type KeysetPage, type PageQuery, type PageRequest, type SortKey } from '../lib/pagination.js'
-import { emit, newEvent, type NewEvent } from '../realtime/outbox.js'
+import { preparedSelect } from '../db/statements.js'
+import { pageQuery, paginate, parseSort, type CursorCodec, type KeysetPage, type PageRequest, type SortKey } from '../lib/pagination.js'
+import { emit, emitting, newEvent, withEvents, type NewEvent } from '../realtime/outbox.js'
 
 export type ItemRow = Omit<typeof items.$inferSelect, 'search'>
 
@@ -48,30 +49,35 @@ const priceText = (price: number) => price.toFixed(2)
 export const itemChanged = (name: 'item.created' | 'item.updated', row: ItemRow): NewEvent => newEvent(name, 'items', toItem(row))
 const itemDeleted = (id: string): NewEvent => newEvent('item.deleted', 'items', { id })
 
-/**
- * Creates items, in order, with one statement and their `item.created` events, in one transaction (a savepoint within one).
- * The rows travel as one JSON parameter: drizzle builds a multi-row VALUES list (and its bind parameters) slowly,
- * about a tenth of a millisecond a row, more than Postgres takes to insert it.
- */
-export async function insertItems (db: Executor, ownerId: string, inputs: ItemCreate[]): Promise<ItemRow[]> {
-  if (inputs.length === 0) return []
-  const values = inputs.map((input) => ({
+/** Inserts the items of the JSON array `$1` of rows (from `newItems`) and stores their events `$2`, in one statement. */
+export const INSERT_ITEMS = withEvents(`
+  insert into items (id, owner_id, name, description, price, tags, created_at, updated_at)
+  select r.id, r."ownerId", r.name, r.description, r.price, r.tags, r."createdAt", r."createdAt"
+  from jsonb_to_recordset($1::jsonb) as r(id uuid, "ownerId" uuid, name text, description text, price numeric, tags text[], "createdAt" timestamptz)`)
+
+/** The rows of new items: every value is known before they are stored (a new id, version 1, no image, this moment). */
+export function newItems (ownerId: string, inputs: ItemCreate[]): ItemRow[] {
+  const now = new Date()
+  return inputs.map((input) => ({
     id: uuidv7(),
+    ownerId,
     name: input.name,
     description: input.description ?? null,
     price: priceText(input.price),
-    tags: input.tags ?? []
+    tags: input.tags ?? [],
+    imageFileId: null,
+    version: 1,
+    createdAt: now,
+    updatedAt: now
   }))
-  return await db.transaction(async (tx) => {
-    // INSERT … SELECT names every insertable column: a new item has no image, version 1, and the transaction's time.
-    const rows = await tx.insert(items).select(sql`
-      select r.id, ${ownerId}::uuid, r.name, r.description, r.price, r.tags, null::uuid, 1, now(), now()
-      from rows from (jsonb_to_recordset(${JSON.stringify(values)}::jsonb) as (id uuid, name text, description text, price numeric, tags text[]))
-        with ordinality as r(id, name, description, price, tags, n)
-      order by r.n`).returning(itemColumns)
-    await emit(tx, rows.map((row) => itemChanged('item.created', row)))
-    return rows
-  })
+}
+
+/** Creates items and their `item.created` events in one statement: one round trip, in the caller's transaction if any. */
+export async function insertItems (db: Executor, ownerId: string, inputs: ItemCreate[]): Promise<ItemRow[]> {
+  if (inputs.length === 0) return []
+  const rows = newItems(ownerId, inputs)
+  await emitting(db, 'items.insert', INSERT_ITEMS, JSON.stringify(rows), rows.map((row) => itemChanged('item.created', row)))
+  return rows
 }
 
 export async function insertItem (db: Executor, ownerId: string, input: ItemCreate): Promise<ItemRow> {
@@ -81,7 +87,9 @@ export async function insertItem (db: Executor, ownerId: string, input: ItemCrea
 }
 
 export async function findItemById (db: Executor, id: string): Promise<ItemRow | undefined> {
-  const [row] = await db.select(itemColumns).from(items).where(eq(items.id, id))
+  const [row] = await preparedSelect(db, 'items.by_id', itemColumns, (executor) =>
+    executor.select(itemColumns).from(items).where(eq(items.id, sql.placeholder('id')))
+  ).execute({ id })
   return row
 }
 
@@ -147,20 +155,38 @@ const SORT_COLUMNS = { name: items.name, price: items.price, createdAt: items.cr
 /** The keyset of a `sort` list such as `price,-name`, the id breaking ties. */
 export const itemSortKeys = (sort: string): SortKey[] => parseSort(sort, SORT_COLUMNS, { field: 'id', column: items.id })
 
+/** The conditions of the filters given; their values are the placeholders of `filterValues`. */
 function filterConditions (filters: ItemFilters): Array<SQL | undefined> {
   return [
     // A constant regconfig, so the GIN index over the generated `search` column applies.
-    filters.q === undefined ? undefined : sql`${items.search} @@ websearch_to_tsquery('english', ${filters.q})`,
-    filters.tags === undefined || filters.tags.length === 0 ? undefined : arrayContains(items.tags, filters.tags),
-    filters.ownerId === undefined ? undefined : eq(items.ownerId, filters.ownerId),
-    filters.minPrice === undefined ? undefined : gte(items.price, priceText(filters.minPrice)),
-    filters.maxPrice === undefined ? undefined : lte(items.price, priceText(filters.maxPrice))
+    filters.q === undefined ? undefined : sql`${items.search} @@ websearch_to_tsquery('english', ${sql.placeholder('q')})`,
+    filters.tags === undefined ? undefined : sql`${items.tags} @> ${sql.param(sql.placeholder('tags'), items.tags)}`,
+    filters.ownerId === undefined ? undefined : eq(items.ownerId, sql.placeholder('ownerId')),
+    filters.minPrice === undefined ? undefined : gte(items.price, sql.placeholder('minPrice')),
+    filters.maxPrice === undefined ? undefined : lte(items.price, sql.placeholder('maxPrice'))
   ]
 }
 
-/** One page's query of a filtered listing (run it, or explain it). */
-export const selectItems = (db: Executor, filters: ItemFilters, page: PageQuery) =>
-  db.select(itemColumns).from(items).where(and(...filterConditions(filters), page.after)).orderBy(...page.orderBy).limit(page.limit)
+/** The values of the filters given, for the placeholders of `filterConditions`. */
+function filterValues (filters: ItemFilters): Record<string, unknown> {
+  return {
+    q: filters.q,
+    tags: filters.tags,
+    ownerId: filters.ownerId,
+    minPrice: filters.minPrice === undefined ? undefined : priceText(filters.minPrice),
+    maxPrice: filters.maxPrice === undefined ? undefined : priceText(filters.maxPrice)
+  }
+}
+
+/** The filters a listing uses: an empty list of tags filters nothing. */
+const usedFilters = (filters: ItemFilters): ItemFilters =>
+  filters.tags?.length === 0 ? { ...filters, tags: undefined } : filters
+
+/** The query of a listing's pages (with the values of `filterValues` and `pageValues`), to run or explain. */
+export const selectItems = (db: Executor, filters: ItemFilters, keys: SortKey[], fromCursor: boolean) => {
+  const page = pageQuery(keys, fromCursor)
+  return db.select(itemColumns).from(items).where(and(...filterConditions(filters), page.after)).orderBy(...page.orderBy).limit(page.limit)
+}
 
 /** The page request of a listing; its cursor is bound to the filters (tags in any order) and the sort. */
 export function itemsPageRequest (options: ItemListOptions): PageRequest {
@@ -169,6 +195,13 @@ export function itemsPageRequest (options: ItemListOptions): PageRequest {
   return { limit: options.limit, cursor: options.cursor, binding: { resource: 'items', sort: options.sort, ...filters, tags: tagSet } }
 }
 
+/** A page of items. Its query is prepared once per shape: the sort, which filters are given, and whether from a cursor. */
 export async function listItems (db: Executor, codec: CursorCodec, options: ItemListOptions): Promise<KeysetPage<ItemRow>> {
-  return await paginate(codec, itemSortKeys(options.sort), itemsPageRequest(options), (page) => selectItems(db, options.filters, page))
+  const filters = usedFilters(options.filters)
+  const keys = itemSortKeys(options.sort)
+  const given = Object.entries(filters).filter(([, value]) => value !== undefined).map(([name]) => name).sort().join(',')
+  return await paginate(codec, keys, itemsPageRequest(options), async (fromCursor, values) =>
+    await preparedSelect(db, `items.list ${options.sort} ${given}${fromCursor ? ' after' : ''}`, itemColumns, (executor) =>
+      selectItems(executor, filters, keys, fromCursor)
+    ).execute({ ...filterValues(filters), ...values }))
 }

@@ -1,5 +1,5 @@
 import { createHash, createHmac, timingSafeEqual } from 'node:crypto'
-import { and, asc, desc, or, sql, type SQL } from 'drizzle-orm'
+import { and, asc, desc, or, sql, type Placeholder, type SQL } from 'drizzle-orm'
 import type { AnyPgColumn } from 'drizzle-orm/pg-core'
 import { badRequest, invalidRequest } from './problem.js'
 
@@ -30,11 +30,14 @@ export interface PageRequest {
   binding: unknown
 }
 
-/** The pieces of one page's query: rows after the cursor, in keyset order, one more than the page size. */
+/**
+ * The pieces of a page's query, the same for every page of a listing shape (its sort, and whether a cursor is given),
+ * so the query can be prepared once: the values are the placeholders `limit` and `after0`, `after1`… (see `pageValues`).
+ */
 export interface PageQuery {
   after: SQL | undefined
   orderBy: SQL[]
-  limit: number
+  limit: Placeholder<'limit'>
 }
 
 const invalidCursor = (detail: string) =>
@@ -130,22 +133,25 @@ export class CursorCodec {
   }
 }
 
+/** The placeholder of the cursor's value for the key at `index`. */
+const afterValue = (index: number) => `after${index}`
+
 /**
  * A cursor value as a parameter of its column's exact type. Both drivers then compare it as that type,
  * whatever JavaScript type it arrived as (`pg` gives numeric as a string, which must not compare as text).
  */
-const bound = (key: SortKey, value: CursorValue | undefined): SQL =>
-  sql`cast(${sql.param(value, key.column)} as ${sql.raw(key.column.getSQLType())})`
+const bound = (key: SortKey, index: number): SQL =>
+  sql`cast(${sql.param(sql.placeholder(afterValue(index)), key.column)} as ${sql.raw(key.column.getSQLType())})`
 
 /**
- * Rows strictly after `values` in the order of `keys`, written so that Postgres can start an index range
+ * Rows strictly after the cursor in the order of `keys`, written so that Postgres can start an index range
  * scan at the cursor: one row comparison `(k1, k2, id) > (v1, v2, vid)` when every key runs the same way;
  * with mixed directions, `(k1 > v1) or (k1 = v1 and k2 < v2) or …` behind the redundant bound `k1 >= v1`.
  */
-function after (keys: SortKey[], values: CursorValue[]): SQL | undefined {
+function after (keys: SortKey[]): SQL | undefined {
   const [first] = keys
   if (first === undefined) return undefined
-  const bounds = keys.map((key, index) => bound(key, values[index]))
+  const bounds = keys.map(bound)
   if (keys.every((key) => key.descending === first.descending)) {
     return sql`(${sql.join(keys.map((key) => key.column), sql`, `)}) ${sql.raw(first.descending ? '<' : '>')} (${sql.join(bounds, sql`, `)})`
   }
@@ -156,27 +162,35 @@ function after (keys: SortKey[], values: CursorValue[]): SQL | undefined {
   return and(sql`${first.column} ${sql.raw(first.descending ? '<=' : '>=')} ${bounds[0]}`, strictlyAfter)
 }
 
-/** The condition, order and limit of one page: rows after the decoded cursor, one more than the page size. */
-export function pageQuery (codec: CursorCodec, keys: SortKey[], request: PageRequest): PageQuery {
-  const values = request.cursor === undefined ? undefined : codec.decode(request.cursor, request.binding, keys.length)
+/** The condition (when a cursor is given), order and limit of a page's query. */
+export function pageQuery (keys: SortKey[], fromCursor: boolean): PageQuery {
   return {
-    after: values === undefined ? undefined : after(keys, values),
+    after: fromCursor ? after(keys) : undefined,
     orderBy: keys.map((key) => key.descending ? desc(key.column) : asc(key.column)),
-    limit: request.limit + 1
+    limit: sql.placeholder('limit')
   }
 }
 
+/** The values of a page's placeholders: one more row than the page size (to know whether there is a next page), and the decoded cursor. */
+export function pageValues (codec: CursorCodec, keys: SortKey[], request: PageRequest): Record<string, unknown> {
+  const values: Record<string, unknown> = { limit: request.limit + 1 }
+  if (request.cursor !== undefined) {
+    for (const [index, value] of codec.decode(request.cursor, request.binding, keys.length).entries()) values[afterValue(index)] = value
+  }
+  return values
+}
+
 /**
- * One page of a keyset-paginated listing. `fetch` runs the query with the given condition, order and
- * limit (one more than the page size, to know whether there is a next page).
+ * One page of a keyset-paginated listing. `fetch` runs the page's query (`pageQuery`, from a cursor when the request
+ * has one) with the values of its placeholders (`pageValues`).
  */
 export async function paginate<Row extends Record<string, unknown>> (
   codec: CursorCodec,
   keys: SortKey[],
   request: PageRequest,
-  fetch: (query: PageQuery) => Promise<Row[]>
+  fetch: (fromCursor: boolean, values: Record<string, unknown>) => Promise<Row[]>
 ): Promise<KeysetPage<Row>> {
-  const rows = await fetch(pageQuery(codec, keys, request))
+  const rows = await fetch(request.cursor !== undefined, pageValues(codec, keys, request))
   if (rows.length <= request.limit) return { data: rows, nextCursor: null }
   const data = rows.slice(0, request.limit)
   const last: Record<string, unknown> = data[data.length - 1] ?? {}

@@ -2,10 +2,11 @@ import { hkdfSync, randomBytes, randomUUID } from 'node:crypto'
 import { mkdir, readFile, writeFile } from 'node:fs/promises'
 import { join } from 'node:path'
 import jwt from '@fastify/jwt'
-import type { FastifyBaseLogger, FastifyInstance, FastifyReply, FastifyRequest, onRequestAsyncHookHandler } from 'fastify'
+import type { FastifyBaseLogger, FastifyInstance, FastifyRequest, onRequestHookHandler } from 'fastify'
 import fp from 'fastify-plugin'
 import { OAUTH2_SCHEME, type Scope } from '../../schemas/common.js'
-import { findLiveSession } from '../auth/repository.js'
+import { findLiveSession, loginsChanged } from '../auth/repository.js'
+import { SessionCache } from '../auth/session-cache.js'
 import { formatScopes, readScopes } from '../auth/scopes.js'
 import type { Config } from '../config.js'
 import { challenge, forbidden, HttpProblem, invalidToken, unauthorized } from '../lib/problem.js'
@@ -59,6 +60,12 @@ declare module 'fastify' {
 
 /** Clock skew allowed between instances, on `exp`, `nbf` and `iat`. */
 const CLOCK_TOLERANCE_MS = 5_000
+/**
+ * How long a login found live is believed before the database is asked again: a login ended on another instance stops
+ * its access tokens here within this (one ended on this instance, at once).
+ */
+const SESSION_CACHE_TTL_MS = 500
+const SESSION_CACHE_MAX = 10_000
 const UUID = /^[0-9a-f]{8}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{12}$/i
 
 /** The secret from config, else one generated once and kept under DATA_DIR, so restarts keep tokens valid. */
@@ -133,9 +140,15 @@ export default fp(async function auth (app: FastifyInstance, { config }: { confi
       allowedAud: config.JWT_AUDIENCE,
       clockTolerance: CLOCK_TOLERANCE_MS,
       // `allowedIss`/`allowedAud` check those claims only when present: requiring them pins them.
-      requiredClaims: ['iss', 'aud', 'sub', 'sid', 'scope', 'exp', 'iat', 'jti']
+      requiredClaims: ['iss', 'aud', 'sub', 'sid', 'scope', 'exp', 'iat', 'jti'],
+      // A token is checked once, then remembered until it expires (a client sends the same one many times).
+      cache: true
     }
   })
+
+  const sessions = new SessionCache({ ttlMs: SESSION_CACHE_TTL_MS, max: SESSION_CACHE_MAX })
+  const ignoreLoginChanges = loginsChanged.listen(app.db, (change) => { sessions.forget(change) })
+  app.addHook('onClose', async () => { ignoreLoginChanges() })
 
   app.decorate('deriveKey', (purpose: string) => Buffer.from(hkdfSync('sha256', secret, '', `catalog-api/${purpose}`, 32)))
   // `jti` in the payload: per-call signer options would make @fastify/jwt build a new signer for every token.
@@ -150,7 +163,8 @@ export default fp(async function auth (app: FastifyInstance, { config }: { confi
     }
     const claims = readClaims(payload)
     if (claims === undefined) throw invalidToken('The access token is invalid')
-    const session = await findLiveSession(app.db, claims.sid, new Date(), claims.sub)
+    const now = Date.now()
+    const session = await sessions.find(claims.sid, claims.sub, now, () => findLiveSession(app.db, claims.sid, new Date(now), claims.sub))
     if (session === undefined) throw invalidToken('The login of this access token has ended')
     // A superuser demoted since the token was issued loses `admin` at once.
     const scopes = readScopes(claims.scope).filter((scope) => scope !== 'admin' || session.isSuperuser)
@@ -160,19 +174,29 @@ export default fp(async function auth (app: FastifyInstance, { config }: { confi
   // A token that is not valid now is refused only by the route's first hook (below): the global hooks after this
   // one, the rate limit's among them, still run, so guessing or replaying tokens is counted like any request.
   app.decorateRequest('bearerRefusal', null)
-  app.addHook('onRequest', async (request) => {
-    if (request.routeOptions.config.bearer === false) return
-    const token = bearerToken(request.headers.authorization)
-    if (token === undefined) return
-    try {
-      request.user = await app.authenticate(token)
-    } catch (error) {
-      if (!(error instanceof HttpProblem) || error.statusCode !== 401) throw error
-      request.bearerRefusal = error
+  // Hooks take a callback where they mostly finish at once: an async hook costs every request a promise and a turn.
+  app.addHook('onRequest', (request, _reply, done) => {
+    const token = request.headers.authorization === undefined || request.routeOptions.config.bearer === false
+      ? undefined
+      : bearerToken(request.headers.authorization)
+    if (token === undefined) {
+      done()
+      return
     }
+    app.authenticate(token).then((principal) => {
+      request.user = principal
+      done()
+    }, (error: unknown) => {
+      if (!(error instanceof HttpProblem) || error.statusCode !== 401) {
+        done(error as Error)
+        return
+      }
+      request.bearerRefusal = error
+      done()
+    })
   })
-  const refuseInvalidBearer: onRequestAsyncHookHandler = async (request) => {
-    if (request.bearerRefusal !== null) throw request.bearerRefusal
+  const refuseInvalidBearer: onRequestHookHandler = (request, _reply, done) => {
+    done(request.bearerRefusal ?? undefined)
   }
 
   // Route-level onRequest hooks run after the global ones, and before the body is even read.
@@ -184,9 +208,12 @@ export default fp(async function auth (app: FastifyInstance, { config }: { confi
       route.onRequest = [refuseInvalidBearer, ...existing]
       return
     }
-    const authorize: onRequestAsyncHookHandler = async (request: FastifyRequest, _reply: FastifyReply) => {
+    const authorize: onRequestHookHandler = (request, _reply, done) => {
       const principal = currentPrincipal(request)
-      if (alternatives.some((scopes) => scopes.every((scope) => principal.scopes.includes(scope)))) return
+      if (alternatives.some((scopes) => scopes.every((scope) => principal.scopes.includes(scope)))) {
+        done()
+        return
+      }
       const needed = formatScopes(alternatives[0] ?? [])
       throw forbidden(`This operation needs the scope ${alternatives.map((scopes) => formatScopes(scopes)).join(' or ')}`, {
         code: 'insufficient-scope',

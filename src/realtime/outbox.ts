@@ -1,6 +1,7 @@
 import { sql } from 'drizzle-orm'
 import type { EventData, EventName } from '../../schemas/events.js'
-import { onCommit, rows, type Db, type Executor } from '../db/client.js'
+import { commitSignal, rows, type Db, type Executor } from '../db/client.js'
+import { runStatement } from '../db/statements.js'
 
 /** Announces that events were committed. Its payload is empty: readers read the events table, which is the truth. */
 export const EVENTS_CHANNEL = 'catalog_events'
@@ -24,31 +25,51 @@ export interface StoredEvent {
 /** A typed event: `data` must be what `EVENTS[name]` declares. */
 export const newEvent = <N extends EventName>(name: N, topic: string, data: EventData<N>): NewEvent => ({ name, topic, data })
 
-const committedListeners = new WeakMap<Db, () => void>()
+const committed = commitSignal<undefined>()
 
 /** Calls `listener` after each commit on `db` of a transaction that emitted events. */
-export function onEventsCommitted (db: Db, listener: () => void): () => void {
-  committedListeners.set(db, listener)
-  return () => { committedListeners.delete(db) }
-}
+export const onEventsCommitted = (db: Db, listener: () => void): () => void => committed.listen(db, listener)
+
+/**
+ * The statement that stores the events of the JSON array `events` (a parameter), after `change` (a data-modifying
+ * statement) when there is one. It first gives the transaction its id (xid) when it has none yet, then draws the event
+ * ids: a reader that sees a transaction running knows it may still commit events with lower ids, and waits for it (see
+ * `readEvents`). Ids are handed out in the order of the array.
+ */
+const storing = (events: string, change?: string) => `
+  with writer as materialized (select pg_current_xact_id() as xid)${change === undefined ? '' : `, change as (${change} returning 1)`}
+  insert into events (topic, name, data)
+  select e.value ->> 'topic', e.value ->> 'name', e.value -> 'data'
+  from writer, jsonb_array_elements(${events}::jsonb) with ordinality as e(value, n)
+  where writer.xid is not null${change === undefined ? '' : ' and exists (select from change)'}
+  order by e.n`
+
+const STORE_EVENTS = storing('$1')
+
+/** Wakes what follows the database's events once `executor`'s transaction has committed. */
+const announceOnCommit = (executor: Executor) => { committed.emit(executor, undefined) }
 
 /**
  * Stores events in the transaction `tx`, so they exist if and only if the change they describe commits, and ids are
- * handed out in the order they are written. The statement first gives the transaction its id (xid) when it has none
- * yet, then draws the event ids: a reader that sees a transaction running knows it may still commit events with lower
- * ids, and waits for it (see `readEvents`).
+ * handed out in the order they are written.
  */
 export async function emit (tx: Executor, events: NewEvent | NewEvent[]): Promise<void> {
   const list = Array.isArray(events) ? events : [events]
   if (list.length === 0) return
-  await tx.execute(sql`
-    with writer as materialized (select pg_current_xact_id() as xid)
-    insert into events (topic, name, data)
-    select e.value ->> 'topic', e.value ->> 'name', e.value -> 'data'
-    from writer, jsonb_array_elements(${JSON.stringify(list)}::jsonb) with ordinality as e(value, n)
-    where writer.xid is not null
-    order by e.n`)
-  onCommit(tx, (db) => committedListeners.get(db)?.())
+  await runStatement(tx, 'events.insert', STORE_EVENTS, [JSON.stringify(list)])
+  announceOnCommit(tx)
+}
+
+/**
+ * One statement that makes a change and stores its events (one round trip, atomic without a transaction of its own):
+ * `change` is an INSERT, UPDATE or DELETE whose only parameter is `$1`; the events are `$2` (run it with `emitting`).
+ */
+export const withEvents = (change: string) => storing('$2', change)
+
+/** Runs a statement of `withEvents` as the prepared statement `name`, with the change's parameter and its events. */
+export async function emitting (executor: Executor, name: string, statement: string, value: unknown, events: NewEvent[]): Promise<void> {
+  await runStatement(executor, name, statement, [value, JSON.stringify(events)])
+  announceOnCommit(executor)
 }
 
 interface EventRow { id: number | string, topic: string, name: string, data: unknown, created_at: Date | string }

@@ -1,10 +1,11 @@
 import { and, eq, sql, type SQL } from 'drizzle-orm'
 import { v7 as uuidv7 } from 'uuid'
 import type { User } from '../../schemas/users.js'
+import { loginsChanged } from '../auth/repository.js'
 import type { Executor } from '../db/client.js'
 import { users } from '../db/schema.js'
 import { sqlState } from '../lib/logger.js'
-import { paginate, parseSort, type CursorCodec, type KeysetPage } from '../lib/pagination.js'
+import { pageQuery, paginate, parseSort, type CursorCodec, type KeysetPage } from '../lib/pagination.js'
 import { conflict } from '../lib/problem.js'
 
 /** Every column but the password hash, which only the login and password checks read. */
@@ -119,11 +120,14 @@ export async function updateUser (db: Executor, id: string, changes: UserChanges
   const set = Object.fromEntries(Object.entries(changes).filter(([, value]) => value !== undefined)) as UserChanges
   if (Object.keys(set).length === 0) return await findUserById(db, id)
   const [row] = await db.update(users).set({ ...set, updatedAt: new Date() }).where(eq(users.id, id)).returning(publicColumns)
+  // Whether the user's logins stay live, and what they grant, depend on these.
+  if (set.isActive !== undefined || set.isSuperuser !== undefined) loginsChanged.emit(db, { userId: id })
   return row
 }
 
 export async function deleteUserById (db: Executor, id: string): Promise<boolean> {
   const deleted = await db.delete(users).where(eq(users.id, id)).returning({ id: users.id })
+  loginsChanged.emit(db, { userId: id })
   return deleted.length > 0
 }
 
@@ -163,7 +167,8 @@ export async function listUsers (
     limit: options.limit,
     cursor: options.cursor,
     binding: { resource: 'users', sort: options.sort, ...filters }
-  }, ({ after, orderBy, limit }) =>
-    db.select(publicColumns).from(users).where(and(...conditions, after)).orderBy(...orderBy).limit(limit)
-  )
+  }, async (fromCursor, values) => {
+    const { after, orderBy, limit } = pageQuery(keys, fromCursor)
+    return await db.select(publicColumns).from(users).where(and(...conditions, after)).orderBy(...orderBy).limit(limit).prepare('').execute(values)
+  })
 }

@@ -5,6 +5,7 @@ import { Counter, Gauge, Histogram } from 'prom-client'
 import { BEARER_PROTOCOL, MAX_MESSAGE_BYTES } from '../../schemas/ws.js'
 import type { Config } from '../config.js'
 import { Connections, type Transport } from '../realtime/connections.js'
+import { CoalescedTask } from '../lib/coalesced.js'
 import { Hub } from '../realtime/hub.js'
 import { eventSerializer } from '../realtime/messages.js'
 import { EVENTS_CHANNEL, onEventsCommitted, pruneEvents } from '../realtime/outbox.js'
@@ -49,6 +50,9 @@ declare module 'fastify' {
   }
 }
 
+/** Reads of the outbox, and notifications to other instances, are at least this far apart under a stream of commits. */
+const READ_INTERVAL_MS = 5
+
 const DEFAULT_LIMITS: WebSocketLimits = { maxBufferedBytes: 1_048_576, messagesPerSecond: 20, messageBurst: 40, droppedAllowance: 100 }
 
 /**
@@ -81,6 +85,7 @@ export default fp(async function realtime (app: FastifyInstance, { config, optio
     serialize: eventSerializer(),
     batchSize: 500,
     settleDelayMs: 10,
+    minIntervalMs: READ_INTERVAL_MS,
     onPublished: (event, subscribers) => {
       published.inc({ name: event.name })
       if (subscribers > 0) lag.observe(Math.max(0, Date.now() - event.createdAt.getTime()) / 1000)
@@ -136,24 +141,10 @@ export default fp(async function realtime (app: FastifyInstance, { config, optio
     task().catch((error: unknown) => app.log.warn({ err: error }, `could not ${what}`))
   }
 
-  // One NOTIFY in flight at a time: the commits made meanwhile, however many, are announced by the next one.
-  let announcing: Promise<void> | undefined
-  let announceAgain = false
-  const announce = (): void => {
-    if (announcing !== undefined) {
-      announceAgain = true
-      return
-    }
-    announcing = app.database.notify(EVENTS_CHANNEL)
-      .catch((error: unknown) => { app.log.warn({ err: error }, 'could not announce events; other instances will poll') })
-      .finally(() => {
-        announcing = undefined
-        if (announceAgain) {
-          announceAgain = false
-          announce()
-        }
-      })
-  }
+  // One NOTIFY in flight at a time, and at most one per READ_INTERVAL_MS: the commits made meanwhile, however many,
+  // are announced by the next one.
+  const announcements = new CoalescedTask(() => app.database.notify(EVENTS_CHANNEL)
+    .catch((error: unknown) => { app.log.warn({ err: error }, 'could not announce events; other instances will poll') }), READ_INTERVAL_MS)
 
   let unlisten: (() => Promise<void>) | undefined
   let ignoreCommits: (() => void) | undefined
@@ -161,7 +152,7 @@ export default fp(async function realtime (app: FastifyInstance, { config, optio
     await hub.start()
     ignoreCommits = onEventsCommitted(app.db, () => {
       hub.wake()
-      announce()
+      announcements.request()
     })
     unlisten = await app.database.listen(EVENTS_CHANNEL, () => hub.wake())
     every(intervals.poll, () => hub.wake())
@@ -182,6 +173,6 @@ export default fp(async function realtime (app: FastifyInstance, { config, optio
     await unlisten?.()
     await hub.stop()
     // A notification sent at the last moment must not meet a closed database.
-    for (let last = announcing; last !== undefined; last = announcing) await last
+    await announcements.stop()
   })
 }, { name: 'realtime', dependencies: ['db', 'metrics'] })

@@ -1,4 +1,5 @@
 import type { Executor } from '../db/client.js'
+import { CoalescedTask } from '../lib/coalesced.js'
 import type { SerializeEvent } from './messages.js'
 import { newestEventId, readEvents, type StoredEvent } from './outbox.js'
 
@@ -50,6 +51,11 @@ export interface HubOptions {
   batchSize: number
   /** While a transaction that may still commit lower ids is running, read again this soon, unless woken sooner. */
   settleDelayMs: number
+  /**
+   * Reads start at least this far apart: under a stream of commits, each read takes what committed since the last one
+   * (a read per commit would cost the database as much as the writes). A wake-up after a quiet spell reads at once.
+   */
+  minIntervalMs: number
   /** After each event is handed to this instance's subscribers (metrics). */
   onPublished?: (event: PublishedEvent, subscribers: number) => void
   /** A read failed (`failures` in a row); the next wake-up or poll tries again from the same place. */
@@ -74,13 +80,17 @@ export class Hub {
   /** Held-back events up to `upTo` become deliverable once every transaction in `running` has ended. */
   private pending: { upTo: number, running: string[] } | undefined
   private readonly topics = new Map<string, Set<Subscriber>>()
-  private reading: Promise<void> | undefined
-  private again = false
+  private readonly reads: CoalescedTask
   private failures = 0
   private retry: NodeJS.Timeout | undefined
   private stopped = false
 
-  constructor (private readonly db: Executor, private readonly options: HubOptions) {}
+  constructor (private readonly db: Executor, private readonly options: HubOptions) {
+    this.reads = new CoalescedTask(() => this.readAll().then(
+      () => { this.failures = 0 },
+      (error: unknown) => this.options.onError?.(error, ++this.failures)
+    ), options.minIntervalMs)
+  }
 
   /** A stored event (a replayed one, say) ready to send, serialized like the live ones. */
   published (event: StoredEvent): PublishedEvent {
@@ -97,7 +107,7 @@ export class Hub {
   async stop (): Promise<void> {
     this.stopped = true
     clearTimeout(this.retry)
-    await this.reading
+    await this.reads.stop()
   }
 
   add (topic: string, subscriber: Subscriber): void {
@@ -112,23 +122,10 @@ export class Hub {
     if (set?.size === 0) this.topics.delete(topic)
   }
 
-  /** Reads what is new, now or right after the read in progress. */
+  /** Reads what is new: now, or after the read in progress, and at most once per `minIntervalMs`. */
   wake (): void {
-    if (this.stopped) return
-    if (this.reading !== undefined) {
-      this.again = true
-      return
-    }
     clearTimeout(this.retry)
-    this.reading = this.readAll()
-      .then(() => { this.failures = 0 }, (error: unknown) => this.options.onError?.(error, ++this.failures))
-      .finally(() => {
-        this.reading = undefined
-        if (this.again) {
-          this.again = false
-          this.wake()
-        }
-      })
+    this.reads.request()
   }
 
   private async readAll (): Promise<void> {

@@ -3,7 +3,7 @@ import type { TypeBoxTypeProvider } from '@fastify/type-provider-typebox'
 import type { Config } from './config.js'
 import type { DatabaseOptions } from './db/client.js'
 import { strictJsonParser } from './lib/json-body.js'
-import { loggerOptions, type LogStream } from './lib/logger.js'
+import { AccessLog, loggerOptions, requestLogger, type LogStream } from './lib/logger.js'
 import { HttpProblem } from './lib/problem.js'
 import { schemaController } from './lib/validation.js'
 import authRoutes from './auth/routes.js'
@@ -44,6 +44,8 @@ const BODY_LIMIT = 1_048_576
 export async function buildApp (config: Config, options: AppOptions = {}): Promise<FastifyInstance> {
   const app = Fastify({
     logger: loggerOptions(config, options.logStream),
+    childLoggerFactory: requestLogger,
+    logController: new AccessLog(),
     genReqId: requestId,
     trustProxy: config.TRUST_PROXY.length > 0 ? config.TRUST_PROXY : false,
     bodyLimit: BODY_LIMIT,

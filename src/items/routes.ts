@@ -1,5 +1,5 @@
 import type { FastifyPluginAsyncTypebox } from '@fastify/type-provider-typebox'
-import type { FastifyRequest, onRequestAsyncHookHandler } from 'fastify'
+import type { FastifyRequest, onRequestHookHandler } from 'fastify'
 import {
   createItem, deleteItem, getItem, itemsComponents, listItems, MERGE_PATCH_TYPES, replaceItem, updateItem, type ItemUpdate
 } from '../../schemas/items.js'
@@ -22,13 +22,13 @@ const preconditionFailed = () =>
  * The Content-Type check of a route: its plugin context parses JSON merge patches for PATCH, which
  * must not make POST and PUT accept them. Runs before the body is read.
  */
-const accepting = (mediaTypes: string[]): onRequestAsyncHookHandler => async (request: FastifyRequest) => {
+const accepting = (mediaTypes: string[]): onRequestHookHandler => (request, _reply, done) => {
   const header = request.headers['content-type']
-  if (header === undefined) return
-  const essence = (header.split(';')[0] ?? '').trim().toLowerCase()
-  if (!mediaTypes.includes(essence)) {
+  const essence = header === undefined ? undefined : (header.split(';')[0] ?? '').trim().toLowerCase()
+  if (essence !== undefined && !mediaTypes.includes(essence)) {
     throw unsupportedMediaType(`This operation accepts ${mediaTypes.join(' or ')}, not ${essence}`)
   }
+  done()
 }
 
 /**

@@ -1,4 +1,4 @@
-import type { FastifyServerOptions } from 'fastify'
+import { LogController, type FastifyBaseLogger, type FastifyReply, type FastifyRequest, type FastifyServerOptions } from 'fastify'
 import { DrizzleQueryError } from 'drizzle-orm/errors'
 import { err as serializeErr } from 'pino-std-serializers'
 import type { Config } from '../config.js'
@@ -80,6 +80,68 @@ export function loggerOptions (config: Config, stream?: LogStream): NonNullable<
         remoteAddress: request.ip,
         userAgent: request.headers['user-agent']
       })
+    }
+  }
+}
+
+type LogMethod = 'fatal' | 'error' | 'warn' | 'info' | 'debug' | 'trace'
+type Bindings = Parameters<FastifyBaseLogger['child']>[0]
+type ChildLoggerOptions = NonNullable<Parameters<FastifyBaseLogger['child']>[1]>
+/** Fastify's logger is pino, which says whether a level is enabled. */
+type Logger = FastifyBaseLogger & { isLevelEnabled: (level: LogMethod) => boolean }
+
+/**
+ * A request's logger, made when the request first logs at an enabled level: pino's `child` renders and redacts its
+ * bindings at once, which costs a request that logs nothing (most do, below `info`) more than a liveness probe's work.
+ */
+class RequestLogger {
+  private made: Logger | undefined
+
+  constructor (private readonly parent: Logger, private readonly bindings: Bindings, private readonly options: ChildLoggerOptions) {}
+
+  private get logger (): Logger {
+    this.made ??= this.parent.child(this.bindings, this.options) as Logger
+    return this.made
+  }
+
+  get level (): string { return this.made?.level ?? this.parent.level }
+  set level (level: string) { this.logger.level = level }
+
+  private write (method: LogMethod, args: unknown[]): void {
+    if (this.made === undefined && !this.parent.isLevelEnabled(method)) return
+    // pino's overloads (an object or a message first) are one signature at run time.
+    (this.logger[method] as (...values: unknown[]) => void)(...args)
+  }
+
+  fatal (...args: unknown[]): void { this.write('fatal', args) }
+  error (...args: unknown[]): void { this.write('error', args) }
+  warn (...args: unknown[]): void { this.write('warn', args) }
+  info (...args: unknown[]): void { this.write('info', args) }
+  debug (...args: unknown[]): void { this.write('debug', args) }
+  trace (...args: unknown[]): void { this.write('trace', args) }
+  silent (): void {}
+  child (bindings: Bindings, options?: ChildLoggerOptions): FastifyBaseLogger { return this.logger.child(bindings, options) }
+}
+
+/** Fastify's `childLoggerFactory`: each request's logger is a `RequestLogger` (one with a level of its own is made at once). */
+export const requestLogger: NonNullable<FastifyServerOptions['childLoggerFactory']> = (logger, bindings, options) =>
+  options.level === undefined
+    ? new RequestLogger(logger as Logger, bindings, options) as unknown as FastifyBaseLogger
+    : logger.child(bindings, options)
+
+/**
+ * One line per request, when it has been answered, with its method, URL, status and time: Fastify's default logs
+ * two (one as it arrives). It goes through the app's logger with the request id, so the request's own is not made.
+ */
+export class AccessLog extends LogController {
+  override incomingRequest (): void {}
+
+  override requestCompleted (error: Error | null | undefined, request: FastifyRequest, reply: FastifyReply): void {
+    const log = request.server.log as Logger
+    if (error !== null && error !== undefined) {
+      log.error({ reqId: request.id, req: request, res: reply, err: error, responseTime: reply.elapsedTime }, 'request errored')
+    } else if (log.isLevelEnabled('info')) {
+      log.info({ reqId: request.id, req: request, res: reply, responseTime: reply.elapsedTime }, 'request completed')
     }
   }
 }

@@ -1,4 +1,5 @@
 import { AjvCompiler } from '@fastify/ajv-compiler'
+import { SerializerSelector } from '@fastify/fast-json-stringify-compiler'
 import type { TSchema } from '@sinclair/typebox'
 import { MAX_LISTED_ERRORS } from '../../schemas/common.js'
 import type { Ajv } from 'ajv'
@@ -11,6 +12,7 @@ export const bodyOptions = { ...shared, coerceTypes: false } as const
 const textOptions = { ...shared, coerceTypes: 'array' } as const
 
 type SchemaController = NonNullable<FastifyServerOptions['schemaController']>
+type SerializerFactory = NonNullable<NonNullable<SchemaController['compilersFactory']>['buildSerializer']>
 
 /** Our own keyword: how a schema says "at most N decimals" (money). The published documents leave it out (see docs). */
 export const DECIMALS = 'decimals'
@@ -61,6 +63,14 @@ function lowerCaseHeaderNames (schema: FastifySchema): FastifySchema {
 
 type Validate = ((data: unknown) => boolean) & { errors?: AjvIssue[] | null }
 
+/** Whether a value holds a number that is not finite: the common answer, no, without building a path. */
+function holdsNonFinite (value: unknown): boolean {
+  if (typeof value === 'number') return !Number.isFinite(value)
+  if (value === null || typeof value !== 'object') return false
+  for (const key in value) if (holdsNonFinite((value as Record<string, unknown>)[key])) return true
+  return false
+}
+
 /** Where a value holds a number that is not finite. */
 function nonFinite (value: unknown, path = ''): string[] {
   if (typeof value === 'number') return Number.isFinite(value) ? [] : [path]
@@ -75,6 +85,10 @@ function nonFinite (value: unknown, path = ''): string[] {
 function refusingNonFinite (validate: Validate): Validate {
   const wrapped: Validate = (data) => {
     const valid = validate(data)
+    if (!holdsNonFinite(data)) {
+      wrapped.errors = validate.errors
+      return valid
+    }
     const infinite = nonFinite(data).map((path): AjvIssue => ({ instancePath: path, keyword: 'finite', message: 'must be a finite number', params: {} }))
     wrapped.errors = infinite.length === 0 ? validate.errors : [...(validate.errors ?? []), ...infinite]
     return valid && infinite.length === 0
@@ -109,23 +123,35 @@ function pastBound (data: unknown, error: AjvIssue): boolean {
  * bounds come first in Ajv's order), and only a value that fails without going far past a bound is validated again
  * for the complete list. A body of a million unknown keys is then one `maxProperties` error, not a million.
  */
-function boundedAllErrors (firstError: Validate, allErrors: Validate): Validate {
+function boundedAllErrors (firstError: () => Validate, allErrors: () => Validate): Validate {
   const validate: Validate = (data) => {
-    if (firstError(data)) {
+    const first = firstError()
+    if (first(data)) {
       validate.errors = null
       return true
     }
-    const first = firstError.errors?.[0]
-    if (first !== undefined && pastBound(data, first)) {
-      validate.errors = [first]
+    const error = first.errors?.[0]
+    if (error !== undefined && pastBound(data, error)) {
+      validate.errors = [error]
       return false
     }
-    allErrors(data)
+    const all = allErrors()
+    all(data)
     // Objects reject unknown keys: each is named by its `additionalProperties` error, which says more than the count.
-    validate.errors = allErrors.errors?.filter((error) => error.keyword !== 'maxProperties') ?? null
+    validate.errors = all.errors?.filter((issue) => issue.keyword !== 'maxProperties') ?? null
     return false
   }
   return validate
+}
+
+/**
+ * `compile`, run the first time its result is needed: a server compiles a validator and a serializer for every part
+ * and status of every route, most of which a given process never meets (the complete-error validators are needed
+ * only by invalid requests), and compiling them all would be most of its start-up.
+ */
+export function onFirstUse<T> (compile: () => T): () => T {
+  let compiled: T | undefined
+  return () => (compiled ??= compile())
 }
 
 /**
@@ -142,12 +168,25 @@ export function schemaController (): SchemaController {
     const [textFirst, textAll] = [compiler({ ...textOptions, allErrors: false }), compiler(textOptions)]
     const validator = (validate: Validate) => validate as unknown as ReturnType<FastifySchemaCompiler<FastifySchema>>
     return (route) => {
-      if (route.httpPart === 'body') return validator(boundedAllErrors(bodyFirst(route), bodyAll(route)))
+      if (route.httpPart === 'body') return validator(boundedAllErrors(onFirstUse(() => bodyFirst(route)), onFirstUse(() => bodyAll(route))))
       const normalized = route.httpPart === 'headers' ? { ...route, schema: lowerCaseHeaderNames(route.schema) } : route
-      return validator(refusingNonFinite(boundedAllErrors(textFirst(normalized), textAll(normalized))))
+      return validator(refusingNonFinite(boundedAllErrors(onFirstUse(() => textFirst(normalized)), onFirstUse(() => textAll(normalized)))))
     }
   }
-  return { compilersFactory: { buildValidator: buildValidator as unknown as NonNullable<SchemaController['compilersFactory']>['buildValidator'] } }
+  const serializers = SerializerSelector()
+  const buildSerializer: SerializerFactory = (externalSchemas, options) => {
+    const compile = serializers(externalSchemas, options)
+    return (route) => {
+      const serializer = onFirstUse(() => compile(route))
+      return (data) => serializer()(data)
+    }
+  }
+  return {
+    compilersFactory: {
+      buildValidator: buildValidator as unknown as NonNullable<SchemaController['compilersFactory']>['buildValidator'],
+      buildSerializer
+    }
+  }
 }
 
 /** One failure Ajv reports. */
@@ -168,6 +207,6 @@ export function compileBodyValidator (schema: TSchema): (value: unknown) => AjvI
     if (validate === undefined) throw new Error('the validator was not compiled')
     return validate
   }
-  const compiled = boundedAllErrors(compile(false), compile(true))
+  const compiled = boundedAllErrors(onFirstUse(() => compile(false)), onFirstUse(() => compile(true)))
   return (value) => compiled(value) ? [] : compiled.errors ?? []
 }

@@ -31,11 +31,25 @@ export function validationIssues (part: ValidationIssue['in'], errors: AjvIssue[
   })
 }
 
+/** Whether any string in `root` holds a NUL: the common answer, no, without building a path. Iterative, like `findNul`. */
+function holdsNul (root: unknown): boolean {
+  const pending: unknown[] = [root]
+  for (let value = pending.pop(); pending.length > 0 || value !== undefined; value = pending.pop()) {
+    if (typeof value === 'string') {
+      if (value.includes('\u0000')) return true
+    } else if (value !== null && typeof value === 'object') {
+      for (const key in value) pending.push((value as Record<string, unknown>)[key])
+    }
+  }
+  return false
+}
+
 /**
  * Postgres rejects NUL in text, and no field of ours may carry one: report each like a validation error.
  * Iterative, so a deeply nested body cannot overflow the stack.
  */
 export function findNul (root: unknown): string[] {
+  if (!holdsNul(root)) return []
   const found: string[] = []
   const pending: Array<[unknown, string]> = [[root, '']]
   for (let next = pending.pop(); next !== undefined; next = pending.pop()) {
@@ -145,14 +159,16 @@ export default fp(async function errors (app: FastifyInstance) {
   })
 
   app.addHook('preClose', async () => { closing = true })
-  app.addHook('onRequest', async (_request, reply) => {
-    if (closing) {
-      reply.header('connection', 'close')
-      throw serviceUnavailable('The server is shutting down', 5)
+  app.addHook('onRequest', (_request, reply, done) => {
+    if (!closing) {
+      done()
+      return
     }
+    reply.header('connection', 'close')
+    done(serviceUnavailable('The server is shutting down', 5))
   })
 
-  app.addHook('preValidation', async (request) => {
+  app.addHook('preValidation', (request, _reply, done) => {
     // A route documents the media types it accepts; one documenting no body accepts none.
     if (request.body !== undefined && request.routeOptions.schema?.body === undefined) {
       throw unsupportedMediaType(`${request.method} ${request.routeOptions.url ?? request.url} takes no request body`)
@@ -163,6 +179,7 @@ export default fp(async function errors (app: FastifyInstance) {
         throw invalidRequest(paths.map((path) => ({ in: part, path, message: 'must not contain NUL characters' })))
       }
     }
+    done()
   })
 
   app.setNotFoundHandler(async (request, reply) => {

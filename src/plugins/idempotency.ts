@@ -1,6 +1,6 @@
 import { createHash } from 'node:crypto'
 import { and, eq, lt, lte } from 'drizzle-orm'
-import type { FastifyInstance, FastifyReply, FastifyRequest, FastifySchema, onResponseAsyncHookHandler, onSendAsyncHookHandler, preHandlerAsyncHookHandler } from 'fastify'
+import type { FastifyInstance, FastifyReply, FastifyRequest, FastifySchema, onResponseHookHandler, onSendHookHandler, preHandlerHookHandler } from 'fastify'
 import fp from 'fastify-plugin'
 import { problemResponse } from '../../schemas/common.js'
 import { idempotencyKeys } from '../db/schema.js'
@@ -129,10 +129,8 @@ export default fp(async function idempotency (app: FastifyInstance, options: Ide
       .header('idempotent-replayed', 'true')
       .send(stored.responseBody ?? '')
 
-  const claimKey = (fingerprintOf: IdempotencyOptions['fingerprint']): preHandlerAsyncHookHandler => async (request, reply) => {
-    const key = request.headers[HEADER.toLowerCase()]
-    if (typeof key !== 'string' || request.user === null) return
-    const userId = request.user.id
+  /** Claims the key of a request, or answers it: a replay (the reply, sent) or a 409 or 422 problem (thrown). */
+  async function claimKey (request: FastifyRequest, reply: FastifyReply, userId: string, key: string, fingerprintOf: IdempotencyOptions['fingerprint']): Promise<FastifyReply | undefined> {
     const fingerprint = sha256(`${request.method}\n${request.routeOptions.url ?? ''}\n${await fingerprintOf(request)}`)
     // Twice at most: the second attempt follows an expired (or just released) key the first one cleared.
     for (let attempt = 0; attempt < 2; attempt++) {
@@ -143,7 +141,7 @@ export default fp(async function idempotency (app: FastifyInstance, options: Ide
         .returning({ key: idempotencyKeys.key })
       if (claimed.length > 0 || await takeOverAbandoned({ userId, key }, fingerprint, now)) {
         claims.set(request, { userId, key, settled: false })
-        return
+        return undefined
       }
       const [stored] = await app.db.select().from(idempotencyKeys).where(thisKey({ userId, key }))
       if (stored === undefined) continue
@@ -165,16 +163,34 @@ export default fp(async function idempotency (app: FastifyInstance, options: Ide
     throw new HttpProblem(409, 'This Idempotency-Key is changing hands: retry', { code: 'idempotency-key-in-progress', headers: { 'retry-after': '1' } })
   }
 
-  const store: onSendAsyncHookHandler<unknown> = async (request, reply, payload) => {
+  // The route hooks take a callback: most requests carry no key, and an async hook costs each of them a promise and a turn.
+  const claiming = (fingerprintOf: IdempotencyOptions['fingerprint']): preHandlerHookHandler => (request, reply, done) => {
+    const key = request.headers[HEADER.toLowerCase()]
+    if (typeof key !== 'string' || request.user === null) {
+      done()
+      return
+    }
+    claimKey(request, reply, request.user.id, key, fingerprintOf).then((replayed) => { if (replayed === undefined) done() }, done)
+  }
+
+  const storing: onSendHookHandler<unknown> = (request, reply, payload, done) => {
     const claim = claims.get(request)
-    if (claim === undefined || claim.settled) return payload
+    if (claim === undefined || claim.settled) {
+      done(null, payload)
+      return
+    }
+    store(request, reply, claim, payload).then(() => { done(null, payload) }, done)
+  }
+
+  /** Keeps a claimed key's response for replays, or releases the key when the response is not one to replay. */
+  async function store (request: FastifyRequest, reply: FastifyReply, claim: Claim, payload: unknown): Promise<void> {
     const status = reply.statusCode
     // A 429 is not the request's answer but a request to come back: the retry must run, not replay it.
     const storable = (status >= 200 && status < 300) || (status >= 400 && status < 500 && status !== 429)
     const body = payload === undefined || payload === null ? '' : typeof payload === 'string' ? payload : Buffer.isBuffer(payload) ? payload.toString('utf8') : undefined
     if (!storable || body === undefined) {
       await release(request, claim)
-      return payload
+      return
     }
     const headers: Record<string, string> = {}
     for (const name of REPLAYED_HEADERS) {
@@ -190,12 +206,15 @@ export default fp(async function idempotency (app: FastifyInstance, options: Ide
       request.log.error({ err: error }, 'could not store the response of an idempotency key; releasing it')
       await release(request, claim)
     }
-    return payload
   }
 
-  const releaseUnsettled: onResponseAsyncHookHandler = async (request) => {
+  const releaseUnsettled: onResponseHookHandler = (request, _reply, done) => {
     const claim = claims.get(request)
-    if (claim !== undefined && !claim.settled) await release(request, claim)
+    if (claim === undefined || claim.settled) {
+      done()
+      return
+    }
+    release(request, claim).then(() => { done() }, done)
   }
 
   app.addHook('onRoute', (route) => {
@@ -203,8 +222,8 @@ export default fp(async function idempotency (app: FastifyInstance, options: Ide
     if (config === undefined || config === false) return
     const fingerprintOf = config === true ? (request: FastifyRequest) => canonicalJson(request.body ?? null) : config.fingerprint
     route.schema = documented(route.schema)
-    route.preHandler = [...hooks(route.preHandler), claimKey(fingerprintOf)]
-    route.onSend = [...hooks(route.onSend), store]
+    route.preHandler = [...hooks(route.preHandler), claiming(fingerprintOf)]
+    route.onSend = [...hooks(route.onSend), storing]
     route.onResponse = [...hooks(route.onResponse), releaseUnsettled]
   })
 

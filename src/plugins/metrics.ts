@@ -55,10 +55,11 @@ export default fp(async function metrics (app: FastifyInstance) {
 
   app.decorate('metrics', registry)
 
-  app.addHook('onResponse', async (request, reply) => {
+  app.addHook('onResponse', (request, reply, done) => {
     const labels = { method: request.method, route: request.routeOptions.url ?? UNMATCHED_ROUTE, status_code: reply.statusCode }
     requests.inc(labels)
     duration.observe(labels, reply.elapsedTime / 1000)
+    done()
   })
 }, { name: 'metrics', dependencies: ['db'] })
 

@@ -98,7 +98,11 @@ export default fp(async function rateLimits (app: FastifyInstance, { config }: {
     { name: 'client-minute', max: config.RATE_LIMIT_PER_MINUTE, timeWindow: 60_000, key: clientKey },
     { name: 'client-hour', max: config.RATE_LIMIT_PER_HOUR, timeWindow: 3_600_000, key: clientKey }
   ])
-  app.addHook('onRequest', async (request, reply) => {
-    if (request.routeOptions.config.rateLimit !== false) await perClient(request, reply)
+  app.addHook('onRequest', (request, reply, done) => {
+    if (request.routeOptions.config.rateLimit === false) {
+      done()
+      return
+    }
+    perClient(request, reply).then(() => { done() }, done)
   })
 }, { name: 'rate-limit', dependencies: ['errors', 'auth'] })

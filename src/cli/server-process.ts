@@ -29,8 +29,20 @@ export interface ServerProcess {
   logFile: string
   /** The server's resident memory, in bytes, from /proc. */
   rss: () => Promise<number>
+  /** The CPU time the server has used so far (user and system), in seconds, from /proc. */
+  cpuSeconds: () => Promise<number>
   /** SIGTERM, then resolves once the process has exited. */
   stop: () => Promise<void>
+}
+
+/** Clock ticks per second of /proc's CPU times (USER_HZ, 100 on Linux). */
+const CLOCK_TICKS = 100
+
+/** The CPU time a process has used (user and system), in seconds, from /proc/<pid>/stat. */
+export async function processCpuSeconds (pid: number): Promise<number> {
+  // The command name, in parentheses, may hold spaces: the fields counted from after it (utime is the 14th).
+  const fields = (await readFile(`/proc/${pid}/stat`, 'utf8')).split(') ')[1]?.split(' ') ?? []
+  return (Number(fields[11]) + Number(fields[12])) / CLOCK_TICKS
 }
 
 /** A port nobody listens on at this moment. */
@@ -43,16 +55,27 @@ async function freePort (): Promise<number> {
   return address.port
 }
 
+export interface StartOptions {
+  /**
+   * The program to run, relative to the project root (default the API server, `src/server.ts`): TypeScript through
+   * tsx, or JavaScript built by `npm run build` (`dist/src/server.js`, as `npm start` runs it).
+   */
+  script?: string
+  /** What answers 200 once it is ready (default `/health/ready`). */
+  readyPath?: string
+}
+
 /**
- * Starts `node --import tsx src/server.ts` on 127.0.0.1 with the environment plus `env`, and resolves once
- * /health/ready answers 200. The log level defaults to warn: at info every request is logged, which loads the
- * server and the disk under a benchmark.
+ * Starts `node --import tsx src/server.ts` (or `options.script`) on 127.0.0.1 with the environment plus `env`, and
+ * resolves once /health/ready answers 200. The log level defaults to warn: at info every request is logged, which
+ * loads the server and the disk under a benchmark.
  */
-export async function startServer (env: Record<string, string> = {}): Promise<ServerProcess> {
+export async function startServer (env: Record<string, string> = {}, options: StartOptions = {}): Promise<ServerProcess> {
   const port = await freePort()
   const logFile = join(await mkdtemp(join(tmpdir(), 'catalog-server-')), 'server.log')
   const log = await open(logFile, 'w')
-  const child = spawn(process.execPath, ['--import', 'tsx', join(projectRoot, 'src', 'server.ts')], {
+  const script = options.script ?? 'src/server.ts'
+  const child = spawn(process.execPath, [...script.endsWith('.ts') ? ['--import', 'tsx'] : [], join(projectRoot, script)], {
     cwd: projectRoot,
     env: {
       ...process.env,
@@ -84,7 +107,7 @@ export async function startServer (env: Record<string, string> = {}): Promise<Se
       child.kill('SIGKILL')
       throw new Error(`the server was not ready within ${START_TIMEOUT_MS / 1000} s; its log is ${logFile}`)
     }
-    const ready = await fetch(`${origin}/health/ready`).then((res) => res.ok, () => false)
+    const ready = await fetch(`${origin}${options.readyPath ?? '/health/ready'}`).then((res) => res.ok, () => false)
     if (ready) break
     await sleep(100)
   }
@@ -99,6 +122,7 @@ export async function startServer (env: Record<string, string> = {}): Promise<Se
       const status = await readFile(`/proc/${pid}/status`, 'utf8')
       return Number(/VmRSS:\s+(\d+) kB/.exec(status)?.[1] ?? 0) * 1024
     },
+    cpuSeconds: () => processCpuSeconds(pid),
     stop: async () => {
       if (exitCode === undefined) child.kill('SIGTERM')
       await exited

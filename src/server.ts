@@ -1,7 +1,7 @@
 import closeWithGrace from 'close-with-grace'
 import type { FastifyInstance } from 'fastify'
-import { buildApp } from './app.js'
 import { loadConfigOrExit } from './config.js'
+import { openEmbedded } from './db/embedded.js'
 
 /** How long in-flight requests get to finish on SIGTERM/SIGINT before the process exits anyway. */
 const SHUTDOWN_GRACE_MS = 10_000
@@ -10,9 +10,14 @@ const HEADERS_TIMEOUT_MS = 15_000
 
 const config = loadConfigOrExit()
 
+// The embedded database takes longest to open; it opens while the rest of the server loads (failures surface in buildApp).
+const embedded = config.DATABASE_URL === undefined ? openEmbedded(config) : undefined
+embedded?.catch(() => undefined)
+
 let app: FastifyInstance
 try {
-  app = await buildApp(config)
+  const { buildApp } = await import('./app.js')
+  app = await buildApp(config, { database: { embedded } })
 } catch (error) {
   // Before the app exists there is no logger: say why on stderr (e.g. the data directory is in use).
   console.error(`could not start: ${(error as Error).message}`)

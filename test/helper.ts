@@ -5,6 +5,7 @@ import type { FastifyInstance } from 'fastify'
 import type { Test } from 'tap'
 import { buildApp, type AppOptions } from '../src/app.js'
 import { loadConfig, type Config } from '../src/config.js'
+import { PGLITE_START_PARAMS } from '../src/db/embedded.js'
 import { proveResponses } from './contract/responses.js'
 import { PGLITE_SNAPSHOT, postgresTarget, quoteIdent, withClient } from './databases.js'
 
@@ -23,7 +24,7 @@ export function testConfig (env: Record<string, string> = {}): Config {
 export async function freshDatabase (t: Test): Promise<{ databaseUrl?: string, pglite?: PGlite }> {
   const url = process.env.DATABASE_URL
   if (url === undefined || url === '') {
-    const pglite = await PGlite.create({ loadDataDir: new Blob([await readFile(PGLITE_SNAPSHOT)]) })
+    const pglite = await PGlite.create({ loadDataDir: new Blob([await readFile(PGLITE_SNAPSHOT)]), startParams: PGLITE_START_PARAMS })
     t.teardown(async () => { if (!pglite.closed) await pglite.close() })
     return { pglite }
   }

@@ -6,12 +6,13 @@ import { drizzle as drizzlePg } from 'drizzle-orm/node-postgres'
 import { migrate as migratePg } from 'drizzle-orm/node-postgres/migrator'
 import { drizzle as drizzlePglite } from 'drizzle-orm/pglite'
 import { migrate as migratePglite } from 'drizzle-orm/pglite/migrator'
+import { PGLITE_START_PARAMS } from '../src/db/embedded.js'
 import { migrationsFolder } from '../src/paths.js'
 import { PGLITE_SNAPSHOT, postgresTarget, quoteIdent, withClient } from './databases.js'
 
 const url = process.env.DATABASE_URL
 if (url === undefined || url === '') {
-  const client = await PGlite.create()
+  const client = await PGlite.create({ startParams: PGLITE_START_PARAMS })
   await migratePglite(drizzlePglite({ client, casing: 'snake_case' }), { migrationsFolder })
   const dump = await client.dumpDataDir('gzip')
   await client.close()

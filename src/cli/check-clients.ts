@@ -14,6 +14,7 @@ import { createClient } from '@hey-api/openapi-ts'
 import { generate } from 'orval'
 import { buildApp } from '../app.js'
 import { loadConfig } from '../config.js'
+import { PGLITE_START_PARAMS } from '../db/embedded.js'
 import { projectRoot } from '../paths.js'
 
 const run = promisify(execFile)
@@ -32,7 +33,7 @@ const app = await buildApp(loadConfig({
   JWT_SECRET: randomBytes(32).toString('hex'),
   RATE_LIMIT_PER_MINUTE: '100000',
   RATE_LIMIT_PER_HOUR: '100000'
-}), { database: { pglite: await PGlite.create() } })
+}), { database: { pglite: await PGlite.create({ startParams: PGLITE_START_PARAMS }) } })
 
 let failed = false
 try {

@@ -7,6 +7,7 @@ import { parseArgs } from 'node:util'
 import { PGlite } from '@electric-sql/pglite'
 import { buildApp } from '../app.js'
 import { loadConfig } from '../config.js'
+import { PGLITE_START_PARAMS } from '../db/embedded.js'
 import { projectRoot } from '../paths.js'
 import { OPENAPI_FILES, openapiDir, renderOpenApi } from './openapi.js'
 
@@ -18,7 +19,7 @@ const dataDir = await mkdtemp(join(tmpdir(), 'catalog-api-openapi-'))
 const stale: string[] = []
 try {
   const config = loadConfig({ LOG_LEVEL: 'warn', DATA_DIR: dataDir, JWT_SECRET: randomBytes(32).toString('hex') })
-  const app = await buildApp(config, { database: { pglite: await PGlite.create() } })
+  const app = await buildApp(config, { database: { pglite: await PGlite.create({ startParams: PGLITE_START_PARAMS }) } })
   try {
     await app.ready()
     const files = await renderOpenApi(app)

@@ -1,7 +1,5 @@
-import { mkdir } from 'node:fs/promises'
-import { join, resolve } from 'node:path'
 import { setTimeout as sleep } from 'node:timers/promises'
-import { PGlite } from '@electric-sql/pglite'
+import type { PGlite } from '@electric-sql/pglite'
 import { sql, type SQL } from 'drizzle-orm'
 import type { PgDatabase, PgQueryResultHKT } from 'drizzle-orm/pg-core'
 import { drizzle as drizzlePg } from 'drizzle-orm/node-postgres'
@@ -12,7 +10,7 @@ import type { FastifyBaseLogger } from 'fastify'
 import pg from 'pg'
 import type { Config } from '../config.js'
 import { migrationsFolder } from '../paths.js'
-import { DataDirLockedError, lockDataDir } from './data-dir-lock.js'
+import { openEmbedded, type Embedded } from './embedded.js'
 import { PgListener } from './listener.js'
 import * as schema from './schema.js'
 
@@ -54,6 +52,8 @@ export interface Database {
 export interface DatabaseOptions {
   /** An already open PGlite (tests pass a copy of a migrated snapshot). */
   pglite?: PGlite
+  /** The embedded database of DATA_DIR, being opened already (the server starts it before loading the rest). */
+  embedded?: Promise<Embedded>
   /** How long to keep retrying the first Postgres connection. */
   connectTimeoutMs?: number
 }
@@ -148,7 +148,7 @@ async function migrationsApplied (db: Db, expected: number): Promise<boolean> {
 export async function openDatabase (config: Config, log: FastifyBaseLogger, options: DatabaseOptions = {}): Promise<Database> {
   const expected = await expectedMigrations()
   return config.DATABASE_URL === undefined
-    ? await openPglite(config, log, expected, options.pglite)
+    ? await openPglite(log, expected, options.pglite === undefined ? await (options.embedded ?? openEmbedded(config)) : { client: options.pglite })
     : await openPostgres(config, log, expected, options.connectTimeoutMs ?? 30_000)
 }
 
@@ -270,26 +270,7 @@ async function connectWithRetry (pool: pg.Pool, log: FastifyBaseLogger, timeoutM
   }
 }
 
-async function openPglite (config: Config, log: FastifyBaseLogger, expected: number, given?: PGlite): Promise<Database> {
-  let client = given
-  let unlock: (() => Promise<void>) | undefined
-  if (client === undefined) {
-    const dataDir = resolve(config.DATA_DIR, 'pglite')
-    await mkdir(dataDir, { recursive: true })
-    try {
-      unlock = await lockDataDir(join(config.DATA_DIR, 'pglite.pid'))
-    } catch (error) {
-      if (error instanceof DataDirLockedError) {
-        throw new Error(`the embedded database in ${dataDir} is in use by another process; PGlite serves one process only (set DATABASE_URL to run several instances)`)
-      }
-      throw error
-    }
-    const release = unlock
-    client = await PGlite.create({ dataDir }).catch(async (error: unknown) => {
-      await release()
-      throw error
-    })
-  }
+async function openPglite (log: FastifyBaseLogger, expected: number, { client, unlock }: { client: PGlite, unlock?: () => Promise<void> }): Promise<Database> {
   const db: Db = drizzlePglite({ client, schema, casing })
   keepCommitCallbacks(db, db)
   try {

@@ -1,7 +1,6 @@
 import { performance } from 'node:perf_hooks'
 import { finished } from 'node:stream/promises'
 import { setImmediate as nextTurn } from 'node:timers/promises'
-import { CsvError, parse as csvParser } from 'csv-parse'
 import { MAX_ISSUE_TEXT } from '../../schemas/common.js'
 import { ItemCreateSchema, type ItemCreate } from '../../schemas/items.js'
 import { MAX_LISTED_IMPORT_ERRORS, type ImportError, type ImportResult } from '../../schemas/jobs.js'
@@ -131,6 +130,8 @@ const CSV_CHUNK = 64 * 1024
 /** Every record of a CSV text, fed to the streaming parser a chunk per turn of the event loop. */
 async function csvRecords (text: string): Promise<CsvRecord[]> {
   const records: CsvRecord[] = []
+  // Loaded when first needed, like the CSV imports themselves.
+  const { CsvError, parse: csvParser } = await import('csv-parse')
   const parser = csvParser({ info: true, raw: true, relax_column_count: true, skip_empty_lines: true })
   parser.on('data', (record: CsvRecord) => { records.push(record) })
   const done = finished(parser)

@@ -162,15 +162,18 @@ export function schemaController (): SchemaController {
   const factory = AjvCompiler()
   const buildValidator = (externalSchemas: ExternalSchemas): FastifySchemaCompiler<FastifySchema> => {
     // At run time Fastify calls the compiled factory with the route definition, not with `(schema, meta)` as typed.
-    const compiler = (customOptions: object) =>
-      factory(externalSchemas, { customOptions, plugins: [addDecimals] }) as unknown as (route: Parameters<FastifySchemaCompiler<FastifySchema>>[0]) => Validate
+    type Compile = (route: Parameters<FastifySchemaCompiler<FastifySchema>>[0]) => Validate
+    // Each is an Ajv instance holding every shared schema, made when a route first needs it.
+    const compiler = (customOptions: object) => onFirstUse(() => factory(externalSchemas, { customOptions, plugins: [addDecimals] }) as unknown as Compile)
     const [bodyFirst, bodyAll] = [compiler({ ...bodyOptions, allErrors: false }), compiler(bodyOptions)]
     const [textFirst, textAll] = [compiler({ ...textOptions, allErrors: false }), compiler(textOptions)]
     const validator = (validate: Validate) => validate as unknown as ReturnType<FastifySchemaCompiler<FastifySchema>>
+    const validating = (first: () => Compile, all: () => Compile, route: Parameters<Compile>[0]) =>
+      boundedAllErrors(onFirstUse(() => first()(route)), onFirstUse(() => all()(route)))
     return (route) => {
-      if (route.httpPart === 'body') return validator(boundedAllErrors(onFirstUse(() => bodyFirst(route)), onFirstUse(() => bodyAll(route))))
+      if (route.httpPart === 'body') return validator(validating(bodyFirst, bodyAll, route))
       const normalized = route.httpPart === 'headers' ? { ...route, schema: lowerCaseHeaderNames(route.schema) } : route
-      return validator(refusingNonFinite(boundedAllErrors(onFirstUse(() => textFirst(normalized)), onFirstUse(() => textAll(normalized)))))
+      return validator(refusingNonFinite(validating(textFirst, textAll, normalized)))
     }
   }
   const serializers = SerializerSelector()

@@ -1,7 +1,7 @@
 import rateLimit from '@fastify/rate-limit'
 import type { FastifyInstance, FastifyReply, FastifyRequest } from 'fastify'
 import fp from 'fastify-plugin'
-import { Redis } from 'ioredis'
+import type { Redis } from 'ioredis'
 import type { Config } from '../config.js'
 import { tooManyRequests } from '../lib/problem.js'
 
@@ -37,7 +37,9 @@ const rateLimited = (retryAfterSeconds: number) =>
 export default fp(async function rateLimits (app: FastifyInstance, { config }: { config: Config }) {
   let redis: Redis | undefined
   if (config.REDIS_URL !== undefined) {
-    redis = new Redis(config.REDIS_URL, {
+    // Loaded only for a shared store.
+    const { Redis: RedisClient } = await import('ioredis')
+    redis = new RedisClient(config.REDIS_URL, {
       connectTimeout: 1_000,
       commandTimeout: 500,
       maxRetriesPerRequest: 1,

@@ -1,7 +1,7 @@
 import fastJsonStringify from 'fast-json-stringify'
 import { EventMessageSchemas, eventsComponents, topicOwner } from '../../schemas/events.js'
 import { CLIENT_MESSAGES, type ClientMessage, type ClientMessageType } from '../../schemas/ws.js'
-import { compileBodyValidator, type AjvIssue } from '../lib/validation.js'
+import { compileBodyValidator, onFirstUse, type AjvIssue } from '../lib/validation.js'
 import type { Principal } from '../plugins/auth.js'
 import { validationIssues } from '../plugins/errors.js'
 import type { StoredEvent } from './outbox.js'
@@ -97,10 +97,10 @@ export function eventSerializer (): SerializeEvent {
   const serializers = new Map(EventMessageSchemas.map((schema) => [
     (schema.properties.name as { const?: string }).const ?? '',
     // TypeBox schemas are JSON Schema; fast-json-stringify types its input more narrowly.
-    fastJsonStringify(schema as Parameters<typeof fastJsonStringify>[0], { schema: external as Record<string, Parameters<typeof fastJsonStringify>[0]> })
+    onFirstUse(() => fastJsonStringify(schema as Parameters<typeof fastJsonStringify>[0], { schema: external as Record<string, Parameters<typeof fastJsonStringify>[0]> }))
   ]))
   return (event) => {
     const message = { type: 'event', id: String(event.id), topic: event.topic, name: event.name, data: event.data, at: event.createdAt.toISOString() }
-    return (serializers.get(event.name) ?? JSON.stringify)(message)
+    return (serializers.get(event.name)?.() ?? JSON.stringify)(message)
   }
 }

@@ -3,6 +3,7 @@ import { eq } from 'drizzle-orm'
 import type { FastifyInstance } from 'fastify'
 import t, { type Test } from 'tap'
 import { buildApp } from '../../src/app.js'
+import { PGLITE_START_PARAMS } from '../../src/db/embedded.js'
 import { jobs } from '../../src/db/schema.js'
 import { ImportInterruptedError, runImport } from '../../src/jobs/import.js'
 import type { JobsOptions } from '../../src/jobs/queue.js'
@@ -17,7 +18,7 @@ async function restartable (t: Test) {
   const { databaseUrl, pglite } = await freshDatabase(t)
   let data: Blob | undefined
   return async function start (options: JobsOptions) {
-    const client = databaseUrl !== undefined ? undefined : data === undefined ? pglite : await PGlite.create({ loadDataDir: data })
+    const client = databaseUrl !== undefined ? undefined : data === undefined ? pglite : await PGlite.create({ loadDataDir: data, startParams: PGLITE_START_PARAMS })
     const app = await buildApp(
       testConfig(databaseUrl === undefined ? {} : { DATABASE_URL: databaseUrl }),
       { database: client === undefined ? {} : { pglite: client }, jobs: options }

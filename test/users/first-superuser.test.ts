@@ -3,6 +3,7 @@ import { eq } from 'drizzle-orm'
 import type { FastifyInstance } from 'fastify'
 import t, { type Test } from 'tap'
 import { buildApp } from '../../src/app.js'
+import { PGLITE_START_PARAMS } from '../../src/db/embedded.js'
 import { users } from '../../src/db/schema.js'
 import { authHeader, freshDatabase, login, signUp, testConfig } from '../helper.js'
 
@@ -16,7 +17,7 @@ async function restartable (t: Test) {
   const { databaseUrl, pglite } = await freshDatabase(t)
   let data: Blob | undefined
   return async function start (env: Record<string, string>): Promise<{ app: FastifyInstance, stop: (restart?: boolean) => Promise<void> }> {
-    const client = databaseUrl !== undefined ? undefined : data === undefined ? pglite : await PGlite.create({ loadDataDir: data })
+    const client = databaseUrl !== undefined ? undefined : data === undefined ? pglite : await PGlite.create({ loadDataDir: data, startParams: PGLITE_START_PARAMS })
     const app = await buildApp(
       testConfig({ ...env, ...(databaseUrl === undefined ? {} : { DATABASE_URL: databaseUrl }) }),
       { database: client === undefined ? {} : { pglite: client } }

@@ -26,7 +26,7 @@ app.get<{ Querystring: { limit?: string } }>('/api/v1/items', async (request) =>
   const limit = Number(request.query.limit ?? 20)
   const { rows } = await pool.query<ItemRow>(`select ${COLUMNS} from items order by created_at desc, id desc limit $1`, [limit + 1])
   const last = rows.length > limit ? rows[limit - 1] : undefined
-  return { data: rows.slice(0, limit).map(toItem), nextCursor: last === undefined ? null : `${last.createdAt.toISOString()}.${last.id}` }
+  return { data: rows.slice(0, limit).map(toItem), nextCursor: last === undefined ? null : `${last.createdAt}.${last.id}` }
 })
 
 app.post<{ Body: { name: string, description?: string | null, price: number, tags?: string[] } }>('/api/v1/items', async (request, reply) => {

@@ -57,7 +57,7 @@ export async function setItemImage (db: Executor, itemId: string, image: Image, 
     if (!ifMatchHolds(ifMatch, itemEtag(current))) return 'precondition-failed'
     const fileId = await insertFile(tx, current.ownerId, image)
     const [row] = await tx.update(items)
-      .set({ imageFileId: fileId, version: sql`${items.version} + 1`, updatedAt: new Date() })
+      .set({ imageFileId: fileId, version: sql`${items.version} + 1`, updatedAt: new Date().toISOString() })
       .where(eq(items.id, itemId))
       .returning(itemColumns)
     if (current.imageFileId !== null) await deleteFileById(tx, current.imageFileId)

@@ -4,7 +4,7 @@ import type { Item, ItemCreate, ItemReplace } from '../../schemas/items.js'
 import type { Executor } from '../db/client.js'
 import { files, items } from '../db/schema.js'
 import { preparedSelect } from '../db/statements.js'
-import { pageQuery, paginate, parseSort, type CursorCodec, type KeysetPage, type PageRequest, type SortKey } from '../lib/pagination.js'
+import { pageQuery, paginate, sortParser, type CursorCodec, type KeysetPage, type PageRequest, type SortKey } from '../lib/pagination.js'
 import { emit, emitting, newEvent, withEvents, type NewEvent } from '../realtime/outbox.js'
 
 export type ItemRow = Omit<typeof items.$inferSelect, 'search'>
@@ -35,8 +35,8 @@ export const toItem = (row: ItemRow): Item => ({
   tags: row.tags,
   imageUrl: row.imageFileId === null ? null : `${itemUrl(row.id)}/image`,
   version: row.version,
-  createdAt: row.createdAt.toISOString(),
-  updatedAt: row.updatedAt.toISOString()
+  createdAt: row.createdAt,
+  updatedAt: row.updatedAt
 })
 
 /** A strong ETag from the version: it changes with every write. */
@@ -57,7 +57,7 @@ export const INSERT_ITEMS = withEvents(`
 
 /** The rows of new items: every value is known before they are stored (a new id, version 1, no image, this moment). */
 export function newItems (ownerId: string, inputs: ItemCreate[]): ItemRow[] {
-  const now = new Date()
+  const now = new Date().toISOString()
   return inputs.map((input) => ({
     id: uuidv7(),
     ownerId,
@@ -109,7 +109,7 @@ export async function updateItemAtVersion (db: Executor, id: string, version: nu
       price: priceText(values.price),
       tags: values.tags,
       version: sql`${items.version} + 1`,
-      updatedAt: new Date()
+      updatedAt: new Date().toISOString()
     }).where(and(eq(items.id, id), eq(items.version, version))).returning(itemColumns)
     if (row !== undefined) await emit(tx, itemChanged('item.updated', row))
     return row
@@ -153,7 +153,7 @@ export interface ItemListOptions {
 const SORT_COLUMNS = { name: items.name, price: items.price, createdAt: items.createdAt, updatedAt: items.updatedAt }
 
 /** The keyset of a `sort` list such as `price,-name`, the id breaking ties. */
-export const itemSortKeys = (sort: string): SortKey[] => parseSort(sort, SORT_COLUMNS, { field: 'id', column: items.id })
+export const itemSortKeys = sortParser(SORT_COLUMNS, { field: 'id', column: items.id })
 
 /** The conditions of the filters given; their values are the placeholders of `filterValues`. */
 function filterConditions (filters: ItemFilters): Array<SQL | undefined> {

@@ -1,4 +1,5 @@
 import { createHash, createHmac, timingSafeEqual } from 'node:crypto'
+import { LRUCache } from 'lru-cache'
 import { and, asc, desc, or, sql, type Placeholder, type SQL } from 'drizzle-orm'
 import type { AnyPgColumn } from 'drizzle-orm/pg-core'
 import { badRequest, invalidRequest } from './problem.js'
@@ -64,6 +65,19 @@ export function parseSort (spec: string, columns: Record<string, AnyPgColumn>, t
   return [...keys, { ...tieBreaker, descending: keys.at(-1)?.descending ?? false }]
 }
 
+/** `parseSort` for one listing, remembering the sorts it has read: valid ones are few (invalid ones throw, and are not kept). */
+export function sortParser (columns: Record<string, AnyPgColumn>, tieBreaker: SortableColumn): (spec: string) => SortKey[] {
+  const known = new Map<string, SortKey[]>()
+  return (spec) => {
+    let keys = known.get(spec)
+    if (keys === undefined) {
+      keys = parseSort(spec, columns, tieBreaker)
+      known.set(spec, keys)
+    }
+    return keys
+  }
+}
+
 /** Canonical JSON: object keys sorted and undefined members dropped, so equal values hash equally. */
 export function canonicalJson (value: unknown): string {
   if (Array.isArray(value)) return `[${value.map(canonicalJson).join(',')}]`
@@ -77,7 +91,18 @@ export function canonicalJson (value: unknown): string {
   return JSON.stringify(value) ?? 'null'
 }
 
-const bindingHash = (binding: unknown) => createHash('sha256').update(canonicalJson(binding)).digest('base64url').slice(0, 22)
+/** Listings seen recently: most pages are of a few listings, each hashed once. */
+const bindingHashes = new LRUCache<string, string>({ max: 1_000 })
+
+function bindingHash (binding: unknown): string {
+  const canonical = canonicalJson(binding)
+  let hash = bindingHashes.get(canonical)
+  if (hash === undefined) {
+    hash = createHash('sha256').update(canonical).digest('base64url').slice(0, 22)
+    bindingHashes.set(canonical, hash)
+  }
+  return hash
+}
 
 type EncodedValue = string | number | boolean | { d: string }
 
@@ -204,9 +229,10 @@ export async function paginate<Row extends Record<string, unknown>> (
   return { data, nextCursor: codec.encode(lastValues, request.binding) }
 }
 
-/** An RFC 8288 `Link` header value pointing at the next page: the same request with `cursor` replaced. */
+/** An RFC 8288 `Link` header value pointing at the next page: the same request (a path and query) with `cursor` replaced. */
 export function nextLink (url: string, cursor: string): string {
-  const next = new URL(url, 'http://localhost')
-  next.searchParams.set('cursor', cursor)
-  return `<${next.pathname}${next.search}>; rel="next"`
+  const query = url.indexOf('?')
+  const params = new URLSearchParams(query === -1 ? '' : url.slice(query + 1))
+  params.set('cursor', cursor)
+  return `<${query === -1 ? url : url.slice(0, query)}?${params.toString()}>; rel="next"`
 }

@@ -5,7 +5,7 @@ import { loginsChanged } from '../auth/repository.js'
 import type { Executor } from '../db/client.js'
 import { users } from '../db/schema.js'
 import { sqlState } from '../lib/logger.js'
-import { pageQuery, paginate, parseSort, type CursorCodec, type KeysetPage } from '../lib/pagination.js'
+import { pageQuery, paginate, sortParser, type CursorCodec, type KeysetPage } from '../lib/pagination.js'
 import { conflict } from '../lib/problem.js'
 
 /** Every column but the password hash, which only the login and password checks read. */
@@ -151,13 +151,15 @@ export async function lockActiveSuperusers (tx: Executor): Promise<string[]> {
 /** Makes `\`, `%` and `_` literal in a LIKE pattern. */
 const likeLiteral = (text: string) => text.replace(/[\\%_]/g, (char) => `\\${char}`)
 
+const userSortKeys = sortParser({ createdAt: users.createdAt, email: users.email }, { field: 'id', column: users.id })
+
 export async function listUsers (
   db: Executor,
   codec: CursorCodec,
   options: { sort: string, limit: number, cursor?: string | undefined, filters: UserFilters }
 ): Promise<KeysetPage<UserRow>> {
   const { filters } = options
-  const keys = parseSort(options.sort, { createdAt: users.createdAt, email: users.email }, { field: 'id', column: users.id })
+  const keys = userSortKeys(options.sort)
   const conditions: Array<SQL | undefined> = [
     filters.isActive === undefined ? undefined : eq(users.isActive, filters.isActive),
     filters.isSuperuser === undefined ? undefined : eq(users.isSuperuser, filters.isSuperuser),

@@ -1,8 +1,8 @@
 import { randomUUID } from 'node:crypto'
-import { eq } from 'drizzle-orm'
+import { eq, sql } from 'drizzle-orm'
 import t, { type Test } from 'tap'
-import { files, items } from '../../src/db/schema.js'
-import { insertItem } from '../../src/items/repository.js'
+import { files, items, rfc3339 } from '../../src/db/schema.js'
+import { findItemById, insertItem } from '../../src/items/repository.js'
 import { authHeader, build, login, signUp } from '../helper.js'
 
 const ROOT = { FIRST_SUPERUSER_EMAIL: 'root@example.com', FIRST_SUPERUSER_PASSWORD: 'root-password-123' }
@@ -110,6 +110,23 @@ t.test('GET /api/v1/items/{id} → the item with its ETag, publicly', async (t) 
   t.equal(res.statusCode, 200)
   t.same(res.json(), item)
   t.equal(res.headers.etag, etagOf(item))
+})
+
+t.test('item timestamps read as RFC 3339 with milliseconds, also by a session in another time zone', async (t) => {
+  const item = await created()
+  t.match(item.createdAt, /^\d{4}-\d\d-\d\dT\d\d:\d\d:\d\d\.\d{3}Z$/)
+  const elsewhere = await app.db.transaction(async (tx) => {
+    await tx.execute(sql`set local time zone 'Asia/Kolkata'`)
+    return await findItemById(tx, item.id)
+  })
+  t.equal(elsewhere?.createdAt, item.createdAt)
+  const texts: Record<string, string> = {
+    '2026-12-02 18:33:02.232+00': '2026-12-02T18:33:02.232Z',
+    '2026-12-02 18:33:02.2+00': '2026-12-02T18:33:02.200Z',
+    '2026-12-02 18:33:02+00': '2026-12-02T18:33:02.000Z',
+    '2026-12-03 00:03:02.232+05:30': '2026-12-02T18:33:02.232Z'
+  }
+  for (const [text, iso] of Object.entries(texts)) t.equal(rfc3339(text), iso, text)
 })
 
 t.test('GET /api/v1/items/{id} → 404 for an unknown id, 400 for a malformed one', async (t) => {

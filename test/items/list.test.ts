@@ -23,8 +23,8 @@ for (let i = 0; i < 48; i++) {
   }
   const ownerId = i % 5 === 0 ? bob.id : alice.id
   const row = await insertItem(app.db, ownerId, input)
-  const createdAt = new Date(base + Math.floor(i / 4) * 1000)
-  const updatedAt = new Date(base + Math.floor(i / 6) * 1000)
+  const createdAt = new Date(base + Math.floor(i / 4) * 1000).toISOString()
+  const updatedAt = new Date(base + Math.floor(i / 6) * 1000).toISOString()
   await app.db.update(items).set({ createdAt, updatedAt }).where(eq(items.id, row.id))
   seeded.push({ id: row.id, ownerId, price: input.price, tags: input.tags, description: input.description })
 }

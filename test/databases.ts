@@ -31,3 +31,16 @@ export async function withClient<T> (url: string, work: (client: pg.Client) => P
     await client.end()
   }
 }
+
+/**
+ * The Postgres server for tests of several instances on one database: the suite's DATABASE_URL when set, otherwise
+ * the local server (CI always has one), and why the tests skip when it cannot be reached.
+ */
+export async function sharedPostgres (): Promise<{ target: ReturnType<typeof postgresTarget>, skip: string | false }> {
+  const url = process.env.DATABASE_URL !== undefined && process.env.DATABASE_URL !== ''
+    ? process.env.DATABASE_URL
+    : 'postgres://postgres@127.0.0.1:5432/postgres'
+  const target = postgresTarget(url)
+  const reachable = await withClient(target.maintenance, () => Promise.resolve(true)).catch(() => false)
+  return { target, skip: reachable ? false : `no Postgres server at ${new URL(url).host}: start one or set DATABASE_URL` }
+}

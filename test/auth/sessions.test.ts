@@ -5,7 +5,7 @@ import t, { type Test } from 'tap'
 import type { LiveSession } from '../../src/auth/repository.js'
 import { SessionCache } from '../../src/auth/session-cache.js'
 import { buildApp } from '../../src/app.js'
-import { postgresTarget, quoteIdent, withClient } from '../databases.js'
+import { quoteIdent, sharedPostgres, withClient } from '../databases.js'
 import { authHeader, login, signUp, testConfig, TEST_PASSWORD } from '../helper.js'
 
 const session = (userId = randomUUID(), expiresInMs = 60_000): LiveSession =>
@@ -81,13 +81,7 @@ t.test('SessionCache: forgetting a login or a user\'s logins; a lookup running m
   t.equal(again.calls, 1)
 })
 
-// Two instances on one Postgres database: the suite's DATABASE_URL when set, otherwise the local server.
-const serverUrl = process.env.DATABASE_URL !== undefined && process.env.DATABASE_URL !== ''
-  ? process.env.DATABASE_URL
-  : 'postgres://postgres@127.0.0.1:5432/postgres'
-const target = postgresTarget(serverUrl)
-const reachable = await withClient(target.maintenance, () => Promise.resolve(true)).catch(() => false)
-const skip = reachable ? false : `no Postgres server at ${new URL(serverUrl).host}: start one or set DATABASE_URL`
+const { target, skip } = await sharedPostgres()
 
 /** How long after a change on one instance its access token is still accepted on another (Infinity past 2 s). */
 async function refusedAfter (t: Test, app: FastifyInstance, token: string): Promise<number> {

@@ -2,19 +2,13 @@ import { randomBytes } from 'node:crypto'
 import { readMigrationFiles } from 'drizzle-orm/migrator'
 import t from 'tap'
 import { migrationsFolder } from '../../src/paths.js'
-import { postgresTarget, quoteIdent, withClient } from '../databases.js'
+import { quoteIdent, sharedPostgres, withClient } from '../databases.js'
 import { TEST_JWT_SECRET, TEST_PASSWORD, uniqueEmail } from '../helper.js'
 import { listening, scratch, startServer, type Server } from '../server-process.js'
 import { connectTo, subscribe } from './helpers.js'
 
-// Two server processes on one Postgres database, as a deployment runs them. The suite's DATABASE_URL when set;
-// otherwise the local server, which CI always has: only a machine without Postgres skips this.
-const serverUrl = process.env.DATABASE_URL !== undefined && process.env.DATABASE_URL !== ''
-  ? process.env.DATABASE_URL
-  : 'postgres://postgres@127.0.0.1:5432/postgres'
-const target = postgresTarget(serverUrl)
-const reachable = await withClient(target.maintenance, () => Promise.resolve(true)).catch(() => false)
-const skip = reachable ? false : `no Postgres server at ${new URL(serverUrl).host}: start one or set DATABASE_URL`
+// Two server processes on one Postgres database, as a deployment runs them: only a machine without Postgres skips this.
+const { target, skip } = await sharedPostgres()
 if (skip !== false) console.log(`# skipping the multi-instance tests: ${skip}`)
 
 async function json<T> (response: Promise<Response>): Promise<T> {

@@ -24,7 +24,6 @@ export default fp(async function metrics (app: FastifyInstance) {
   const registry = new Registry()
   collectDefaultMetrics({ register: registry })
 
-  const requests = new Counter({ name: 'http_requests_total', help: 'HTTP requests answered', labelNames: LABELS, registers: [registry] })
   const duration = new Histogram({
     name: 'http_request_duration_seconds',
     help: 'Time from receiving a request to sending its response',
@@ -32,6 +31,19 @@ export default fp(async function metrics (app: FastifyInstance) {
     buckets: [0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1, 2.5, 5, 10],
     registers: [registry]
   })
+  // The histogram counts every request already: the counter is read from it on scrape, so a request costs one observation.
+  registry.registerMetric(new Counter({
+    name: 'http_requests_total',
+    help: 'HTTP requests answered',
+    labelNames: LABELS,
+    registers: [],
+    async collect () {
+      this.reset()
+      for (const { metricName, labels, value } of (await duration.get()).values) {
+        if (metricName === 'http_request_duration_seconds_count') this.inc(labels, value)
+      }
+    }
+  }))
 
   // Read on each scrape; `registers: []` keeps them off prom-client's global registry.
   registry.registerMetric(new Gauge({
@@ -56,9 +68,7 @@ export default fp(async function metrics (app: FastifyInstance) {
   app.decorate('metrics', registry)
 
   app.addHook('onResponse', (request, reply, done) => {
-    const labels = { method: request.method, route: request.routeOptions.url ?? UNMATCHED_ROUTE, status_code: reply.statusCode }
-    requests.inc(labels)
-    duration.observe(labels, reply.elapsedTime / 1000)
+    duration.observe({ method: request.method, route: request.routeOptions.url ?? UNMATCHED_ROUTE, status_code: reply.statusCode }, reply.elapsedTime / 1000)
     done()
   })
 }, { name: 'metrics', dependencies: ['db'] })

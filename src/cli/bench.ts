@@ -149,6 +149,7 @@ await ensureWrk()
 await run('npm', ['run', '--silent', 'build'])
 const secret = process.env.JWT_SECRET ?? randomBytes(32).toString('hex')
 const servers: ServerProcess[] = []
+let db: pg.Client | undefined
 let failed = false
 try {
   const api = await startServer({ JWT_SECRET: secret }, { script: 'dist/src/server.js' })
@@ -156,29 +157,26 @@ try {
   const floor = await startServer({}, { script: 'dist/src/cli/bench-baseline.js', readyPath: '/health/live' })
   servers.push(floor)
 
-  const db = new pg.Client({ connectionString: databaseUrl })
+  db = new pg.Client({ connectionString: databaseUrl })
   await db.connect()
   const email = `bench-${Date.now()}-${randomBytes(3).toString('hex')}@example.com`
   const password = randomBytes(12).toString('base64url')
-  let userId: string
-  let itemId: string
-  try {
-    // Earlier runs' users go, with their items; then a user and items of distinct ages, as a list would meet them.
-    await db.query("delete from users where email like 'bench-%@example.com'")
-    const user = await db.query<{ id: string }>('insert into users (id, email, password_hash) values (gen_random_uuid(), $1, $2) returning id',
-      [email, await hashPassword(password)])
-    userId = user.rows[0]?.id ?? ''
-    const seeded = await db.query<{ id: string }>(`
-      insert into items (id, owner_id, name, description, price, tags, created_at, updated_at)
-      select gen_random_uuid(), $1, 'Bench item ' || g, 'Seeded by npm run bench', (g % 500) / 10.0, array['bench'],
-        now() - g * interval '1 second', now() - g * interval '1 second'
-      from generate_series(1, $2::int) as g
-      returning id`, [userId, itemCount])
-    itemId = seeded.rows[Math.floor(seeded.rows.length / 2)]?.id ?? ''
-    await db.query('analyze items')
-  } finally {
-    await db.end()
-  }
+  // Earlier runs' users go, with their items; then a user and items of distinct ages, as a list would meet them.
+  await db.query("delete from users where email like 'bench-%@example.com'")
+  const user = await db.query<{ id: string }>('insert into users (id, email, password_hash) values (gen_random_uuid(), $1, $2) returning id',
+    [email, await hashPassword(password)])
+  const userId = user.rows[0]?.id ?? ''
+  const seeded = await db.query<{ id: string }>(`
+    insert into items (id, owner_id, name, description, price, tags, created_at, updated_at)
+    select gen_random_uuid(), $1, 'Bench item ' || g, 'Seeded by npm run bench', (g % 500) / 10.0, array['bench'],
+      now() - g * interval '1 second', now() - g * interval '1 second'
+    from generate_series(1, $2::int) as g
+    returning id`, [userId, itemCount])
+  const itemId = seeded.rows[Math.floor(seeded.rows.length / 2)]?.id ?? ''
+  const database = db
+  // After each run of writes: the next server's run then meets neither an autovacuum of these rows nor stale statistics.
+  const settle = async (route: Route) => { if (route.method === 'POST') await database.query('vacuum (analyze) items, events') }
+  await database.query('vacuum (analyze) items')
 
   const login = await fetch(`${api.origin}/api/v1/auth/token`, {
     method: 'POST',
@@ -212,7 +210,10 @@ try {
   console.log(`wrk -t1 -c${connections}, ${duration} s per route and server, ${rounds} rounds after a ${warmup} s warm-up; ` +
     `Postgres, ${itemCount} seeded items`)
   for (const [index, route] of routes.entries()) {
-    for (const target of targets) await load(target, route, `${scripts}-${index}.lua`, warmup)
+    for (const target of targets) {
+      await load(target, route, `${scripts}-${index}.lua`, warmup)
+      await settle(route)
+    }
   }
   const samples = new Map<string, Sample[]>()
   let apiRss = 0
@@ -224,6 +225,7 @@ try {
           : undefined
         const sample = await load(target, route, `${scripts}-${index}.lua`, duration)
         clearInterval(sampling)
+        await settle(route)
         if (sample.failed > 0) {
           failed = true
           console.error(`${route.name} on ${target.name}: ${sample.failed} requests failed or answered 4xx/5xx`)
@@ -255,6 +257,7 @@ try {
   console.error(error)
   failed = true
 } finally {
+  await db?.end()
   await Promise.all(servers.map((server) => server.stop()))
 }
 if (failed) process.exitCode = 1

@@ -2,8 +2,9 @@
 // floor, in one run. Starts the API and a bare Fastify + pg server (src/cli/bench-baseline.ts: the same SQL, nothing
 // else) as child processes on 127.0.0.1 against DATABASE_URL, seeds a user and `items` items, then loads each route on
 // each server with wrk (1 thread, `connections` connections, `duration` seconds), the servers interleaved route by
-// route over `rounds` rounds after a warm-up, and prints the median req/s, p50 and p99 of each, the API's ratio to the
-// floor (and to each `--peer`: another server of these routes on the same database, sharing JWT_SECRET), and the API's
+// route over `rounds` rounds after a warm-up (the written tables vacuumed after each run of writes), and prints the
+// median req/s, p50 and p99 of each, the CPU each server and Postgres spent per request, the API's ratio to the floor
+// (and to each `--peer`: another server of these routes on the same database, sharing JWT_SECRET), and the API's
 // largest RSS under load. Exits non-zero when any request failed or answered 4xx/5xx.
 import { spawn } from 'node:child_process'
 import { randomBytes } from 'node:crypto'

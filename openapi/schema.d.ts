@@ -224,6 +224,46 @@ export interface paths {
         patch: operations["updateUser"];
         trace?: never;
     };
+    "/api/v1/users/me/avatar": {
+        parameters: {
+            query?: never;
+            header?: never;
+            path?: never;
+            cookie?: never;
+        };
+        get?: never;
+        /**
+         * Set your avatar
+         * @description Stores the image as your avatar, replacing (and deleting) any previous one; your `avatarUrl` then points at it. A body that is not `multipart/form-data` is 415, and so is a file that is not a JPEG, PNG, WebP or GIF image; a file over the size limit is 413; a body without a `file` part, or with other parts, is 400.
+         */
+        put: operations["uploadAvatar"];
+        post?: never;
+        delete?: never;
+        options?: never;
+        head?: never;
+        patch?: never;
+        trace?: never;
+    };
+    "/api/v1/users/{id}/avatar": {
+        parameters: {
+            query?: never;
+            header?: never;
+            path?: never;
+            cookie?: never;
+        };
+        /**
+         * Get a user's avatar
+         * @description The avatar bytes as uploaded, with the content type recognised from them (what `avatarUrl` points at). Send the `ETag` back as `If-None-Match` to get 304 when it has not changed. 404 when the user does not exist or has no avatar.
+         */
+        get: operations["getUserAvatar"];
+        put?: never;
+        post?: never;
+        delete?: never;
+        options?: never;
+        head?: never;
+        patch?: never;
+        trace?: never;
+    };
     "/api/v1/items": {
         parameters: {
             query?: never;
@@ -280,6 +320,30 @@ export interface paths {
         patch: operations["updateItem"];
         trace?: never;
     };
+    "/api/v1/items/{id}/image": {
+        parameters: {
+            query?: never;
+            header?: never;
+            path?: never;
+            cookie?: never;
+        };
+        /**
+         * Get an item's image
+         * @description The image bytes as uploaded, with the content type recognised from them. Send the `ETag` back as `If-None-Match` to get 304 when it has not changed. 404 when the item does not exist or has no image.
+         */
+        get: operations["getItemImage"];
+        /**
+         * Set an item's image
+         * @description Stores the image and makes it the item's, replacing (and deleting) any previous one. The item's owner (`items:write`) or an admin may do this; another user's item is 403. This changes the item: its `version` goes up, and so its `ETag` changes; send the `ETag` you hold as `If-Match` to refuse (412) overwriting another change. A body that is not `multipart/form-data` is 415, and so is a file that is not a JPEG, PNG, WebP or GIF image; a file over the size limit is 413; a body without a `file` part, or with other parts, is 400.
+         */
+        put: operations["uploadItemImage"];
+        post?: never;
+        delete?: never;
+        options?: never;
+        head?: never;
+        patch?: never;
+        trace?: never;
+    };
     "/api/v1/items/import": {
         parameters: {
             query?: never;
@@ -312,70 +376,6 @@ export interface paths {
          * @description A job's status, progress and result. Only its creator (`items:write`) or an admin may read it; someone else's job is 403. Send the `ETag` as `If-None-Match` to get 304 while nothing changed.
          */
         get: operations["getJob"];
-        put?: never;
-        post?: never;
-        delete?: never;
-        options?: never;
-        head?: never;
-        patch?: never;
-        trace?: never;
-    };
-    "/api/v1/items/{id}/image": {
-        parameters: {
-            query?: never;
-            header?: never;
-            path?: never;
-            cookie?: never;
-        };
-        /**
-         * Get an item's image
-         * @description The image bytes as uploaded, with the content type recognised from them. Send the `ETag` back as `If-None-Match` to get 304 when it has not changed. 404 when the item does not exist or has no image.
-         */
-        get: operations["getItemImage"];
-        /**
-         * Set an item's image
-         * @description Stores the image and makes it the item's, replacing (and deleting) any previous one. The item's owner (`items:write`) or an admin may do this; another user's item is 403. This changes the item: its `version` goes up, and so its `ETag` changes; send the `ETag` you hold as `If-Match` to refuse (412) overwriting another change. A body that is not `multipart/form-data` is 415, and so is a file that is not a JPEG, PNG, WebP or GIF image; a file over the size limit is 413; a body without a `file` part, or with other parts, is 400.
-         */
-        put: operations["uploadItemImage"];
-        post?: never;
-        delete?: never;
-        options?: never;
-        head?: never;
-        patch?: never;
-        trace?: never;
-    };
-    "/api/v1/users/me/avatar": {
-        parameters: {
-            query?: never;
-            header?: never;
-            path?: never;
-            cookie?: never;
-        };
-        get?: never;
-        /**
-         * Set your avatar
-         * @description Stores the image as your avatar, replacing (and deleting) any previous one; your `avatarUrl` then points at it. A body that is not `multipart/form-data` is 415, and so is a file that is not a JPEG, PNG, WebP or GIF image; a file over the size limit is 413; a body without a `file` part, or with other parts, is 400.
-         */
-        put: operations["uploadAvatar"];
-        post?: never;
-        delete?: never;
-        options?: never;
-        head?: never;
-        patch?: never;
-        trace?: never;
-    };
-    "/api/v1/users/{id}/avatar": {
-        parameters: {
-            query?: never;
-            header?: never;
-            path?: never;
-            cookie?: never;
-        };
-        /**
-         * Get a user's avatar
-         * @description The avatar bytes as uploaded, with the content type recognised from them (what `avatarUrl` points at). Send the `ETag` back as `If-None-Match` to get 304 when it has not changed. 404 when the user does not exist or has no avatar.
-         */
-        get: operations["getUserAvatar"];
         put?: never;
         post?: never;
         delete?: never;
@@ -790,6 +790,17 @@ export interface components {
             nextCursor: string | null;
         };
         /**
+         * ImageUpload
+         * @description `multipart/form-data` with exactly one part, named `file`.
+         */
+        ImageUpload: {
+            /**
+             * Format: binary
+             * @description A JPEG, PNG, WebP or GIF image, recognised by its bytes (not its name or declared type); at most `UPLOAD_MAX_BYTES` (5 MiB by default)
+             */
+            file: Blob;
+        };
+        /**
          * Item
          * @description A catalog item.
          * @example {
@@ -1080,17 +1091,6 @@ export interface components {
             /**
              * Format: binary
              * @description NDJSON (`.ndjson` or `application/x-ndjson`: one `ItemCreate` object per line, blank lines skipped) or CSV (`.csv` or `text/csv`: RFC 4180, header row exactly `name,description,price,tags`, tags separated by `|`, an empty description is null); UTF-8, at most `UPLOAD_MAX_BYTES` (5 MiB by default)
-             */
-            file: Blob;
-        };
-        /**
-         * ImageUpload
-         * @description `multipart/form-data` with exactly one part, named `file`.
-         */
-        ImageUpload: {
-            /**
-             * Format: binary
-             * @description A JPEG, PNG, WebP or GIF image, recognised by its bytes (not its name or declared type); at most `UPLOAD_MAX_BYTES` (5 MiB by default)
              */
             file: Blob;
         };
@@ -2127,7 +2127,7 @@ export interface operations {
                     "RateLimit-Limit": components["headers"]["RateLimit-Limit"];
                     "RateLimit-Remaining": components["headers"]["RateLimit-Remaining"];
                     "RateLimit-Reset": components["headers"]["RateLimit-Reset"];
-                    /** @description The URL of the new user */
+                    /** @description The URL of the new account */
                     Location?: string;
                     /** @description Strong entity tag of this version of the account; send it in `If-None-Match` */
                     ETag?: string;
@@ -2363,7 +2363,7 @@ export interface operations {
                     "application/json": components["schemas"]["User"];
                 };
             };
-            /** @description Not modified: your `If-None-Match` holds the current `ETag` */
+            /** @description Not modified: `If-None-Match` holds the current `ETag` */
             304: {
                 headers: {
                     "X-Request-Id": components["headers"]["X-Request-Id"];
@@ -3153,7 +3153,7 @@ export interface operations {
                     "application/json": components["schemas"]["User"];
                 };
             };
-            /** @description Not modified: your `If-None-Match` holds the current `ETag` */
+            /** @description Not modified: `If-None-Match` holds the current `ETag` */
             304: {
                 headers: {
                     "X-Request-Id": components["headers"]["X-Request-Id"];
@@ -3802,6 +3802,396 @@ export interface operations {
             };
         };
     };
+    uploadAvatar: {
+        parameters: {
+            query?: never;
+            header?: never;
+            path?: never;
+            cookie?: never;
+        };
+        requestBody: {
+            content: {
+                "multipart/form-data": components["schemas"]["ImageUpload"];
+            };
+        };
+        responses: {
+            /** @description Your account, with its `avatarUrl` */
+            200: {
+                headers: {
+                    "X-Request-Id": components["headers"]["X-Request-Id"];
+                    "RateLimit-Limit": components["headers"]["RateLimit-Limit"];
+                    "RateLimit-Remaining": components["headers"]["RateLimit-Remaining"];
+                    "RateLimit-Reset": components["headers"]["RateLimit-Reset"];
+                    /** @description Strong entity tag of this version of the account; send it in `If-None-Match` */
+                    ETag?: string;
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["User"];
+                };
+            };
+            /** @description The request is invalid: every failing field is listed in `errors` */
+            400: {
+                headers: {
+                    "X-Request-Id": components["headers"]["X-Request-Id"];
+                    "RateLimit-Limit": components["headers"]["RateLimit-Limit"];
+                    "RateLimit-Remaining": components["headers"]["RateLimit-Remaining"];
+                    "RateLimit-Reset": components["headers"]["RateLimit-Reset"];
+                    [name: string]: unknown;
+                };
+                content: {
+                    /** @example {
+                     *       "type": "urn:catalog-api:problem:validation-error",
+                     *       "title": "Bad Request",
+                     *       "status": 400,
+                     *       "detail": "The request body is invalid",
+                     *       "instance": "/api/v1/items/0196f1c2-7a8b-7cde-8f01-23456789abcd",
+                     *       "errors": [
+                     *         {
+                     *           "in": "body",
+                     *           "path": "/price",
+                     *           "message": "must be <= 1000000000"
+                     *         }
+                     *       ],
+                     *       "errorCount": 1
+                     *     } */
+                    "application/problem+json": components["schemas"]["Problem"];
+                };
+            };
+            /** @description The access token is missing, invalid or expired */
+            401: {
+                headers: {
+                    "X-Request-Id": components["headers"]["X-Request-Id"];
+                    "RateLimit-Limit": components["headers"]["RateLimit-Limit"];
+                    "RateLimit-Remaining": components["headers"]["RateLimit-Remaining"];
+                    "RateLimit-Reset": components["headers"]["RateLimit-Reset"];
+                    "WWW-Authenticate": components["headers"]["WWW-Authenticate"];
+                    [name: string]: unknown;
+                };
+                content: {
+                    /** @example {
+                     *       "type": "urn:catalog-api:problem:invalid-token",
+                     *       "title": "Unauthorized",
+                     *       "status": 401,
+                     *       "detail": "The access token has expired",
+                     *       "instance": "/api/v1/items/0196f1c2-7a8b-7cde-8f01-23456789abcd"
+                     *     } */
+                    "application/problem+json": components["schemas"]["Problem"];
+                };
+            };
+            /** @description The access token lacks a required scope, or the resource belongs to someone else */
+            403: {
+                headers: {
+                    "X-Request-Id": components["headers"]["X-Request-Id"];
+                    "RateLimit-Limit": components["headers"]["RateLimit-Limit"];
+                    "RateLimit-Remaining": components["headers"]["RateLimit-Remaining"];
+                    "RateLimit-Reset": components["headers"]["RateLimit-Reset"];
+                    "WWW-Authenticate": components["headers"]["WWW-Authenticate"];
+                    [name: string]: unknown;
+                };
+                content: {
+                    /** @example {
+                     *       "type": "urn:catalog-api:problem:insufficient-scope",
+                     *       "title": "Forbidden",
+                     *       "status": 403,
+                     *       "detail": "This operation needs the scope items:write",
+                     *       "instance": "/api/v1/items/0196f1c2-7a8b-7cde-8f01-23456789abcd"
+                     *     } */
+                    "application/problem+json": components["schemas"]["Problem"];
+                };
+            };
+            /** @description The request body is too large */
+            413: {
+                headers: {
+                    "X-Request-Id": components["headers"]["X-Request-Id"];
+                    "RateLimit-Limit": components["headers"]["RateLimit-Limit"];
+                    "RateLimit-Remaining": components["headers"]["RateLimit-Remaining"];
+                    "RateLimit-Reset": components["headers"]["RateLimit-Reset"];
+                    [name: string]: unknown;
+                };
+                content: {
+                    /** @example {
+                     *       "type": "urn:catalog-api:problem:payload-too-large",
+                     *       "title": "Payload Too Large",
+                     *       "status": 413,
+                     *       "detail": "Request body is too large",
+                     *       "instance": "/api/v1/items/0196f1c2-7a8b-7cde-8f01-23456789abcd"
+                     *     } */
+                    "application/problem+json": components["schemas"]["Problem"];
+                };
+            };
+            /** @description The request body media type is not supported by this operation */
+            415: {
+                headers: {
+                    "X-Request-Id": components["headers"]["X-Request-Id"];
+                    "RateLimit-Limit": components["headers"]["RateLimit-Limit"];
+                    "RateLimit-Remaining": components["headers"]["RateLimit-Remaining"];
+                    "RateLimit-Reset": components["headers"]["RateLimit-Reset"];
+                    [name: string]: unknown;
+                };
+                content: {
+                    /** @example {
+                     *       "type": "urn:catalog-api:problem:unsupported-media-type",
+                     *       "title": "Unsupported Media Type",
+                     *       "status": 415,
+                     *       "detail": "This operation accepts application/json, not text/plain",
+                     *       "instance": "/api/v1/items/0196f1c2-7a8b-7cde-8f01-23456789abcd"
+                     *     } */
+                    "application/problem+json": components["schemas"]["Problem"];
+                };
+            };
+            /** @description Too many requests: retry after `Retry-After` seconds */
+            429: {
+                headers: {
+                    "X-Request-Id": components["headers"]["X-Request-Id"];
+                    "RateLimit-Limit": components["headers"]["RateLimit-Limit"];
+                    "RateLimit-Remaining": components["headers"]["RateLimit-Remaining"];
+                    "RateLimit-Reset": components["headers"]["RateLimit-Reset"];
+                    "Retry-After": components["headers"]["Retry-After"];
+                    [name: string]: unknown;
+                };
+                content: {
+                    /** @example {
+                     *       "type": "urn:catalog-api:problem:rate-limited",
+                     *       "title": "Too Many Requests",
+                     *       "status": 429,
+                     *       "detail": "Too many requests: retry in 42 seconds",
+                     *       "instance": "/api/v1/items/0196f1c2-7a8b-7cde-8f01-23456789abcd"
+                     *     } */
+                    "application/problem+json": components["schemas"]["Problem"];
+                };
+            };
+            /** @description An unexpected error occurred */
+            500: {
+                headers: {
+                    "X-Request-Id": components["headers"]["X-Request-Id"];
+                    "RateLimit-Limit": components["headers"]["RateLimit-Limit"];
+                    "RateLimit-Remaining": components["headers"]["RateLimit-Remaining"];
+                    "RateLimit-Reset": components["headers"]["RateLimit-Reset"];
+                    [name: string]: unknown;
+                };
+                content: {
+                    /** @example {
+                     *       "type": "urn:catalog-api:problem:internal-error",
+                     *       "title": "Internal Server Error",
+                     *       "status": 500,
+                     *       "detail": "An unexpected error occurred; the request id identifies it in the server log",
+                     *       "instance": "/api/v1/items/0196f1c2-7a8b-7cde-8f01-23456789abcd"
+                     *     } */
+                    "application/problem+json": components["schemas"]["Problem"];
+                };
+            };
+            /** @description The service is unavailable (shutting down, overloaded or its database is unreachable) */
+            503: {
+                headers: {
+                    "X-Request-Id": components["headers"]["X-Request-Id"];
+                    "RateLimit-Limit": components["headers"]["RateLimit-Limit"];
+                    "RateLimit-Remaining": components["headers"]["RateLimit-Remaining"];
+                    "RateLimit-Reset": components["headers"]["RateLimit-Reset"];
+                    "Retry-After": components["headers"]["Retry-After"];
+                    [name: string]: unknown;
+                };
+                content: {
+                    /** @example {
+                     *       "type": "urn:catalog-api:problem:service-unavailable",
+                     *       "title": "Service Unavailable",
+                     *       "status": 503,
+                     *       "detail": "The server is shutting down",
+                     *       "instance": "/api/v1/items/0196f1c2-7a8b-7cde-8f01-23456789abcd"
+                     *     } */
+                    "application/problem+json": components["schemas"]["Problem"];
+                };
+            };
+        };
+    };
+    getUserAvatar: {
+        parameters: {
+            query?: never;
+            header?: {
+                /**
+                 * @description Answer 304 without a body when the image's current `ETag` is one of these (weak comparison), or for `*`
+                 * @example "9f86d081884c7d659a2feaa0c55ad015a3bf4f1b2b0b822cd15d6c15b0f00a08"
+                 */
+                "If-None-Match"?: string;
+            };
+            path: {
+                /** @description The resource id */
+                id: string;
+            };
+            cookie?: never;
+        };
+        requestBody?: never;
+        responses: {
+            /** @description The avatar, byte for byte, with the content type recognised at upload */
+            200: {
+                headers: {
+                    "X-Request-Id": components["headers"]["X-Request-Id"];
+                    "RateLimit-Limit": components["headers"]["RateLimit-Limit"];
+                    "RateLimit-Remaining": components["headers"]["RateLimit-Remaining"];
+                    "RateLimit-Reset": components["headers"]["RateLimit-Reset"];
+                    /** @description Strong validator derived from the SHA-256 of the bytes; send it as `If-None-Match` */
+                    ETag?: string;
+                    /** @description `public, no-cache`: caches keep the image but revalidate it, since a replaced image keeps its URL */
+                    "Cache-Control"?: string;
+                    /** @description The size of the image in bytes */
+                    "Content-Length"?: number;
+                    [name: string]: unknown;
+                };
+                content: {
+                    "image/jpeg": Blob;
+                    "image/png": Blob;
+                    "image/webp": Blob;
+                    "image/gif": Blob;
+                };
+            };
+            /** @description Not modified: `If-None-Match` holds the current `ETag` */
+            304: {
+                headers: {
+                    "X-Request-Id": components["headers"]["X-Request-Id"];
+                    "RateLimit-Limit": components["headers"]["RateLimit-Limit"];
+                    "RateLimit-Remaining": components["headers"]["RateLimit-Remaining"];
+                    "RateLimit-Reset": components["headers"]["RateLimit-Reset"];
+                    /** @description Strong validator derived from the SHA-256 of the bytes; send it as `If-None-Match` */
+                    ETag?: string;
+                    /** @description `public, no-cache`: caches keep the image but revalidate it, since a replaced image keeps its URL */
+                    "Cache-Control"?: string;
+                    [name: string]: unknown;
+                };
+                content?: never;
+            };
+            /** @description The request is invalid: every failing field is listed in `errors` */
+            400: {
+                headers: {
+                    "X-Request-Id": components["headers"]["X-Request-Id"];
+                    "RateLimit-Limit": components["headers"]["RateLimit-Limit"];
+                    "RateLimit-Remaining": components["headers"]["RateLimit-Remaining"];
+                    "RateLimit-Reset": components["headers"]["RateLimit-Reset"];
+                    [name: string]: unknown;
+                };
+                content: {
+                    /** @example {
+                     *       "type": "urn:catalog-api:problem:validation-error",
+                     *       "title": "Bad Request",
+                     *       "status": 400,
+                     *       "detail": "The request body is invalid",
+                     *       "instance": "/api/v1/items/0196f1c2-7a8b-7cde-8f01-23456789abcd",
+                     *       "errors": [
+                     *         {
+                     *           "in": "body",
+                     *           "path": "/price",
+                     *           "message": "must be <= 1000000000"
+                     *         }
+                     *       ],
+                     *       "errorCount": 1
+                     *     } */
+                    "application/problem+json": components["schemas"]["Problem"];
+                };
+            };
+            /** @description The access token is missing, invalid or expired */
+            401: {
+                headers: {
+                    "X-Request-Id": components["headers"]["X-Request-Id"];
+                    "RateLimit-Limit": components["headers"]["RateLimit-Limit"];
+                    "RateLimit-Remaining": components["headers"]["RateLimit-Remaining"];
+                    "RateLimit-Reset": components["headers"]["RateLimit-Reset"];
+                    "WWW-Authenticate": components["headers"]["WWW-Authenticate"];
+                    [name: string]: unknown;
+                };
+                content: {
+                    /** @example {
+                     *       "type": "urn:catalog-api:problem:invalid-token",
+                     *       "title": "Unauthorized",
+                     *       "status": 401,
+                     *       "detail": "The access token has expired",
+                     *       "instance": "/api/v1/items/0196f1c2-7a8b-7cde-8f01-23456789abcd"
+                     *     } */
+                    "application/problem+json": components["schemas"]["Problem"];
+                };
+            };
+            /** @description No such resource */
+            404: {
+                headers: {
+                    "X-Request-Id": components["headers"]["X-Request-Id"];
+                    "RateLimit-Limit": components["headers"]["RateLimit-Limit"];
+                    "RateLimit-Remaining": components["headers"]["RateLimit-Remaining"];
+                    "RateLimit-Reset": components["headers"]["RateLimit-Reset"];
+                    [name: string]: unknown;
+                };
+                content: {
+                    /** @example {
+                     *       "type": "urn:catalog-api:problem:not-found",
+                     *       "title": "Not Found",
+                     *       "status": 404,
+                     *       "detail": "No item has this id",
+                     *       "instance": "/api/v1/items/0196f1c2-7a8b-7cde-8f01-23456789abcd"
+                     *     } */
+                    "application/problem+json": components["schemas"]["Problem"];
+                };
+            };
+            /** @description Too many requests: retry after `Retry-After` seconds */
+            429: {
+                headers: {
+                    "X-Request-Id": components["headers"]["X-Request-Id"];
+                    "RateLimit-Limit": components["headers"]["RateLimit-Limit"];
+                    "RateLimit-Remaining": components["headers"]["RateLimit-Remaining"];
+                    "RateLimit-Reset": components["headers"]["RateLimit-Reset"];
+                    "Retry-After": components["headers"]["Retry-After"];
+                    [name: string]: unknown;
+                };
+                content: {
+                    /** @example {
+                     *       "type": "urn:catalog-api:problem:rate-limited",
+                     *       "title": "Too Many Requests",
+                     *       "status": 429,
+                     *       "detail": "Too many requests: retry in 42 seconds",
+                     *       "instance": "/api/v1/items/0196f1c2-7a8b-7cde-8f01-23456789abcd"
+                     *     } */
+                    "application/problem+json": components["schemas"]["Problem"];
+                };
+            };
+            /** @description An unexpected error occurred */
+            500: {
+                headers: {
+                    "X-Request-Id": components["headers"]["X-Request-Id"];
+                    "RateLimit-Limit": components["headers"]["RateLimit-Limit"];
+                    "RateLimit-Remaining": components["headers"]["RateLimit-Remaining"];
+                    "RateLimit-Reset": components["headers"]["RateLimit-Reset"];
+                    [name: string]: unknown;
+                };
+                content: {
+                    /** @example {
+                     *       "type": "urn:catalog-api:problem:internal-error",
+                     *       "title": "Internal Server Error",
+                     *       "status": 500,
+                     *       "detail": "An unexpected error occurred; the request id identifies it in the server log",
+                     *       "instance": "/api/v1/items/0196f1c2-7a8b-7cde-8f01-23456789abcd"
+                     *     } */
+                    "application/problem+json": components["schemas"]["Problem"];
+                };
+            };
+            /** @description The service is unavailable (shutting down, overloaded or its database is unreachable) */
+            503: {
+                headers: {
+                    "X-Request-Id": components["headers"]["X-Request-Id"];
+                    "RateLimit-Limit": components["headers"]["RateLimit-Limit"];
+                    "RateLimit-Remaining": components["headers"]["RateLimit-Remaining"];
+                    "RateLimit-Reset": components["headers"]["RateLimit-Reset"];
+                    "Retry-After": components["headers"]["Retry-After"];
+                    [name: string]: unknown;
+                };
+                content: {
+                    /** @example {
+                     *       "type": "urn:catalog-api:problem:service-unavailable",
+                     *       "title": "Service Unavailable",
+                     *       "status": 503,
+                     *       "detail": "The server is shutting down",
+                     *       "instance": "/api/v1/items/0196f1c2-7a8b-7cde-8f01-23456789abcd"
+                     *     } */
+                    "application/problem+json": components["schemas"]["Problem"];
+                };
+            };
+        };
+    };
     listItems: {
         parameters: {
             query?: {
@@ -4249,7 +4639,7 @@ export interface operations {
                     "application/json": components["schemas"]["Item"];
                 };
             };
-            /** @description Not modified: the version named in `If-None-Match` is current */
+            /** @description Not modified: `If-None-Match` holds the current `ETag` */
             304: {
                 headers: {
                     "X-Request-Id": components["headers"]["X-Request-Id"];
@@ -5201,6 +5591,445 @@ export interface operations {
             };
         };
     };
+    getItemImage: {
+        parameters: {
+            query?: never;
+            header?: {
+                /**
+                 * @description Answer 304 without a body when the image's current `ETag` is one of these (weak comparison), or for `*`
+                 * @example "9f86d081884c7d659a2feaa0c55ad015a3bf4f1b2b0b822cd15d6c15b0f00a08"
+                 */
+                "If-None-Match"?: string;
+            };
+            path: {
+                /** @description The resource id */
+                id: string;
+            };
+            cookie?: never;
+        };
+        requestBody?: never;
+        responses: {
+            /** @description The image, byte for byte, with the content type recognised at upload */
+            200: {
+                headers: {
+                    "X-Request-Id": components["headers"]["X-Request-Id"];
+                    "RateLimit-Limit": components["headers"]["RateLimit-Limit"];
+                    "RateLimit-Remaining": components["headers"]["RateLimit-Remaining"];
+                    "RateLimit-Reset": components["headers"]["RateLimit-Reset"];
+                    /** @description Strong validator derived from the SHA-256 of the bytes; send it as `If-None-Match` */
+                    ETag?: string;
+                    /** @description `public, no-cache`: caches keep the image but revalidate it, since a replaced image keeps its URL */
+                    "Cache-Control"?: string;
+                    /** @description The size of the image in bytes */
+                    "Content-Length"?: number;
+                    [name: string]: unknown;
+                };
+                content: {
+                    "image/jpeg": Blob;
+                    "image/png": Blob;
+                    "image/webp": Blob;
+                    "image/gif": Blob;
+                };
+            };
+            /** @description Not modified: `If-None-Match` holds the current `ETag` */
+            304: {
+                headers: {
+                    "X-Request-Id": components["headers"]["X-Request-Id"];
+                    "RateLimit-Limit": components["headers"]["RateLimit-Limit"];
+                    "RateLimit-Remaining": components["headers"]["RateLimit-Remaining"];
+                    "RateLimit-Reset": components["headers"]["RateLimit-Reset"];
+                    /** @description Strong validator derived from the SHA-256 of the bytes; send it as `If-None-Match` */
+                    ETag?: string;
+                    /** @description `public, no-cache`: caches keep the image but revalidate it, since a replaced image keeps its URL */
+                    "Cache-Control"?: string;
+                    [name: string]: unknown;
+                };
+                content?: never;
+            };
+            /** @description The request is invalid: every failing field is listed in `errors` */
+            400: {
+                headers: {
+                    "X-Request-Id": components["headers"]["X-Request-Id"];
+                    "RateLimit-Limit": components["headers"]["RateLimit-Limit"];
+                    "RateLimit-Remaining": components["headers"]["RateLimit-Remaining"];
+                    "RateLimit-Reset": components["headers"]["RateLimit-Reset"];
+                    [name: string]: unknown;
+                };
+                content: {
+                    /** @example {
+                     *       "type": "urn:catalog-api:problem:validation-error",
+                     *       "title": "Bad Request",
+                     *       "status": 400,
+                     *       "detail": "The request body is invalid",
+                     *       "instance": "/api/v1/items/0196f1c2-7a8b-7cde-8f01-23456789abcd",
+                     *       "errors": [
+                     *         {
+                     *           "in": "body",
+                     *           "path": "/price",
+                     *           "message": "must be <= 1000000000"
+                     *         }
+                     *       ],
+                     *       "errorCount": 1
+                     *     } */
+                    "application/problem+json": components["schemas"]["Problem"];
+                };
+            };
+            /** @description The access token is missing, invalid or expired */
+            401: {
+                headers: {
+                    "X-Request-Id": components["headers"]["X-Request-Id"];
+                    "RateLimit-Limit": components["headers"]["RateLimit-Limit"];
+                    "RateLimit-Remaining": components["headers"]["RateLimit-Remaining"];
+                    "RateLimit-Reset": components["headers"]["RateLimit-Reset"];
+                    "WWW-Authenticate": components["headers"]["WWW-Authenticate"];
+                    [name: string]: unknown;
+                };
+                content: {
+                    /** @example {
+                     *       "type": "urn:catalog-api:problem:invalid-token",
+                     *       "title": "Unauthorized",
+                     *       "status": 401,
+                     *       "detail": "The access token has expired",
+                     *       "instance": "/api/v1/items/0196f1c2-7a8b-7cde-8f01-23456789abcd"
+                     *     } */
+                    "application/problem+json": components["schemas"]["Problem"];
+                };
+            };
+            /** @description No such resource */
+            404: {
+                headers: {
+                    "X-Request-Id": components["headers"]["X-Request-Id"];
+                    "RateLimit-Limit": components["headers"]["RateLimit-Limit"];
+                    "RateLimit-Remaining": components["headers"]["RateLimit-Remaining"];
+                    "RateLimit-Reset": components["headers"]["RateLimit-Reset"];
+                    [name: string]: unknown;
+                };
+                content: {
+                    /** @example {
+                     *       "type": "urn:catalog-api:problem:not-found",
+                     *       "title": "Not Found",
+                     *       "status": 404,
+                     *       "detail": "No item has this id",
+                     *       "instance": "/api/v1/items/0196f1c2-7a8b-7cde-8f01-23456789abcd"
+                     *     } */
+                    "application/problem+json": components["schemas"]["Problem"];
+                };
+            };
+            /** @description Too many requests: retry after `Retry-After` seconds */
+            429: {
+                headers: {
+                    "X-Request-Id": components["headers"]["X-Request-Id"];
+                    "RateLimit-Limit": components["headers"]["RateLimit-Limit"];
+                    "RateLimit-Remaining": components["headers"]["RateLimit-Remaining"];
+                    "RateLimit-Reset": components["headers"]["RateLimit-Reset"];
+                    "Retry-After": components["headers"]["Retry-After"];
+                    [name: string]: unknown;
+                };
+                content: {
+                    /** @example {
+                     *       "type": "urn:catalog-api:problem:rate-limited",
+                     *       "title": "Too Many Requests",
+                     *       "status": 429,
+                     *       "detail": "Too many requests: retry in 42 seconds",
+                     *       "instance": "/api/v1/items/0196f1c2-7a8b-7cde-8f01-23456789abcd"
+                     *     } */
+                    "application/problem+json": components["schemas"]["Problem"];
+                };
+            };
+            /** @description An unexpected error occurred */
+            500: {
+                headers: {
+                    "X-Request-Id": components["headers"]["X-Request-Id"];
+                    "RateLimit-Limit": components["headers"]["RateLimit-Limit"];
+                    "RateLimit-Remaining": components["headers"]["RateLimit-Remaining"];
+                    "RateLimit-Reset": components["headers"]["RateLimit-Reset"];
+                    [name: string]: unknown;
+                };
+                content: {
+                    /** @example {
+                     *       "type": "urn:catalog-api:problem:internal-error",
+                     *       "title": "Internal Server Error",
+                     *       "status": 500,
+                     *       "detail": "An unexpected error occurred; the request id identifies it in the server log",
+                     *       "instance": "/api/v1/items/0196f1c2-7a8b-7cde-8f01-23456789abcd"
+                     *     } */
+                    "application/problem+json": components["schemas"]["Problem"];
+                };
+            };
+            /** @description The service is unavailable (shutting down, overloaded or its database is unreachable) */
+            503: {
+                headers: {
+                    "X-Request-Id": components["headers"]["X-Request-Id"];
+                    "RateLimit-Limit": components["headers"]["RateLimit-Limit"];
+                    "RateLimit-Remaining": components["headers"]["RateLimit-Remaining"];
+                    "RateLimit-Reset": components["headers"]["RateLimit-Reset"];
+                    "Retry-After": components["headers"]["Retry-After"];
+                    [name: string]: unknown;
+                };
+                content: {
+                    /** @example {
+                     *       "type": "urn:catalog-api:problem:service-unavailable",
+                     *       "title": "Service Unavailable",
+                     *       "status": 503,
+                     *       "detail": "The server is shutting down",
+                     *       "instance": "/api/v1/items/0196f1c2-7a8b-7cde-8f01-23456789abcd"
+                     *     } */
+                    "application/problem+json": components["schemas"]["Problem"];
+                };
+            };
+        };
+    };
+    uploadItemImage: {
+        parameters: {
+            query?: never;
+            header?: {
+                /**
+                 * @description Change only if the item's current `ETag` is one of these (strong comparison), or `*` for any; otherwise 412
+                 * @example "0196f1c2-7a8b-7cde-8f01-23456789abcd.3"
+                 */
+                "If-Match"?: string;
+            };
+            path: {
+                /** @description The resource id */
+                id: string;
+            };
+            cookie?: never;
+        };
+        requestBody: {
+            content: {
+                "multipart/form-data": components["schemas"]["ImageUpload"];
+            };
+        };
+        responses: {
+            /** @description The item, with its new `imageUrl` and `version` */
+            200: {
+                headers: {
+                    "X-Request-Id": components["headers"]["X-Request-Id"];
+                    "RateLimit-Limit": components["headers"]["RateLimit-Limit"];
+                    "RateLimit-Remaining": components["headers"]["RateLimit-Remaining"];
+                    "RateLimit-Reset": components["headers"]["RateLimit-Reset"];
+                    /** @description Strong entity tag of this version of the item; send it in `If-Match` or `If-None-Match` */
+                    ETag?: string;
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["Item"];
+                };
+            };
+            /** @description The request is invalid: every failing field is listed in `errors` */
+            400: {
+                headers: {
+                    "X-Request-Id": components["headers"]["X-Request-Id"];
+                    "RateLimit-Limit": components["headers"]["RateLimit-Limit"];
+                    "RateLimit-Remaining": components["headers"]["RateLimit-Remaining"];
+                    "RateLimit-Reset": components["headers"]["RateLimit-Reset"];
+                    [name: string]: unknown;
+                };
+                content: {
+                    /** @example {
+                     *       "type": "urn:catalog-api:problem:validation-error",
+                     *       "title": "Bad Request",
+                     *       "status": 400,
+                     *       "detail": "The request body is invalid",
+                     *       "instance": "/api/v1/items/0196f1c2-7a8b-7cde-8f01-23456789abcd",
+                     *       "errors": [
+                     *         {
+                     *           "in": "body",
+                     *           "path": "/price",
+                     *           "message": "must be <= 1000000000"
+                     *         }
+                     *       ],
+                     *       "errorCount": 1
+                     *     } */
+                    "application/problem+json": components["schemas"]["Problem"];
+                };
+            };
+            /** @description The access token is missing, invalid or expired */
+            401: {
+                headers: {
+                    "X-Request-Id": components["headers"]["X-Request-Id"];
+                    "RateLimit-Limit": components["headers"]["RateLimit-Limit"];
+                    "RateLimit-Remaining": components["headers"]["RateLimit-Remaining"];
+                    "RateLimit-Reset": components["headers"]["RateLimit-Reset"];
+                    "WWW-Authenticate": components["headers"]["WWW-Authenticate"];
+                    [name: string]: unknown;
+                };
+                content: {
+                    /** @example {
+                     *       "type": "urn:catalog-api:problem:invalid-token",
+                     *       "title": "Unauthorized",
+                     *       "status": 401,
+                     *       "detail": "The access token has expired",
+                     *       "instance": "/api/v1/items/0196f1c2-7a8b-7cde-8f01-23456789abcd"
+                     *     } */
+                    "application/problem+json": components["schemas"]["Problem"];
+                };
+            };
+            /** @description The access token lacks a required scope, or the resource belongs to someone else */
+            403: {
+                headers: {
+                    "X-Request-Id": components["headers"]["X-Request-Id"];
+                    "RateLimit-Limit": components["headers"]["RateLimit-Limit"];
+                    "RateLimit-Remaining": components["headers"]["RateLimit-Remaining"];
+                    "RateLimit-Reset": components["headers"]["RateLimit-Reset"];
+                    "WWW-Authenticate": components["headers"]["WWW-Authenticate"];
+                    [name: string]: unknown;
+                };
+                content: {
+                    /** @example {
+                     *       "type": "urn:catalog-api:problem:insufficient-scope",
+                     *       "title": "Forbidden",
+                     *       "status": 403,
+                     *       "detail": "This operation needs the scope items:write",
+                     *       "instance": "/api/v1/items/0196f1c2-7a8b-7cde-8f01-23456789abcd"
+                     *     } */
+                    "application/problem+json": components["schemas"]["Problem"];
+                };
+            };
+            /** @description No such resource */
+            404: {
+                headers: {
+                    "X-Request-Id": components["headers"]["X-Request-Id"];
+                    "RateLimit-Limit": components["headers"]["RateLimit-Limit"];
+                    "RateLimit-Remaining": components["headers"]["RateLimit-Remaining"];
+                    "RateLimit-Reset": components["headers"]["RateLimit-Reset"];
+                    [name: string]: unknown;
+                };
+                content: {
+                    /** @example {
+                     *       "type": "urn:catalog-api:problem:not-found",
+                     *       "title": "Not Found",
+                     *       "status": 404,
+                     *       "detail": "No item has this id",
+                     *       "instance": "/api/v1/items/0196f1c2-7a8b-7cde-8f01-23456789abcd"
+                     *     } */
+                    "application/problem+json": components["schemas"]["Problem"];
+                };
+            };
+            /** @description The `If-Match` precondition failed */
+            412: {
+                headers: {
+                    "X-Request-Id": components["headers"]["X-Request-Id"];
+                    "RateLimit-Limit": components["headers"]["RateLimit-Limit"];
+                    "RateLimit-Remaining": components["headers"]["RateLimit-Remaining"];
+                    "RateLimit-Reset": components["headers"]["RateLimit-Reset"];
+                    [name: string]: unknown;
+                };
+                content: {
+                    /** @example {
+                     *       "type": "urn:catalog-api:problem:precondition-failed",
+                     *       "title": "Precondition Failed",
+                     *       "status": 412,
+                     *       "detail": "The item has changed since the version named in If-Match: fetch it again",
+                     *       "instance": "/api/v1/items/0196f1c2-7a8b-7cde-8f01-23456789abcd"
+                     *     } */
+                    "application/problem+json": components["schemas"]["Problem"];
+                };
+            };
+            /** @description The request body is too large */
+            413: {
+                headers: {
+                    "X-Request-Id": components["headers"]["X-Request-Id"];
+                    "RateLimit-Limit": components["headers"]["RateLimit-Limit"];
+                    "RateLimit-Remaining": components["headers"]["RateLimit-Remaining"];
+                    "RateLimit-Reset": components["headers"]["RateLimit-Reset"];
+                    [name: string]: unknown;
+                };
+                content: {
+                    /** @example {
+                     *       "type": "urn:catalog-api:problem:payload-too-large",
+                     *       "title": "Payload Too Large",
+                     *       "status": 413,
+                     *       "detail": "Request body is too large",
+                     *       "instance": "/api/v1/items/0196f1c2-7a8b-7cde-8f01-23456789abcd"
+                     *     } */
+                    "application/problem+json": components["schemas"]["Problem"];
+                };
+            };
+            /** @description The request body media type is not supported by this operation */
+            415: {
+                headers: {
+                    "X-Request-Id": components["headers"]["X-Request-Id"];
+                    "RateLimit-Limit": components["headers"]["RateLimit-Limit"];
+                    "RateLimit-Remaining": components["headers"]["RateLimit-Remaining"];
+                    "RateLimit-Reset": components["headers"]["RateLimit-Reset"];
+                    [name: string]: unknown;
+                };
+                content: {
+                    /** @example {
+                     *       "type": "urn:catalog-api:problem:unsupported-media-type",
+                     *       "title": "Unsupported Media Type",
+                     *       "status": 415,
+                     *       "detail": "This operation accepts application/json, not text/plain",
+                     *       "instance": "/api/v1/items/0196f1c2-7a8b-7cde-8f01-23456789abcd"
+                     *     } */
+                    "application/problem+json": components["schemas"]["Problem"];
+                };
+            };
+            /** @description Too many requests: retry after `Retry-After` seconds */
+            429: {
+                headers: {
+                    "X-Request-Id": components["headers"]["X-Request-Id"];
+                    "RateLimit-Limit": components["headers"]["RateLimit-Limit"];
+                    "RateLimit-Remaining": components["headers"]["RateLimit-Remaining"];
+                    "RateLimit-Reset": components["headers"]["RateLimit-Reset"];
+                    "Retry-After": components["headers"]["Retry-After"];
+                    [name: string]: unknown;
+                };
+                content: {
+                    /** @example {
+                     *       "type": "urn:catalog-api:problem:rate-limited",
+                     *       "title": "Too Many Requests",
+                     *       "status": 429,
+                     *       "detail": "Too many requests: retry in 42 seconds",
+                     *       "instance": "/api/v1/items/0196f1c2-7a8b-7cde-8f01-23456789abcd"
+                     *     } */
+                    "application/problem+json": components["schemas"]["Problem"];
+                };
+            };
+            /** @description An unexpected error occurred */
+            500: {
+                headers: {
+                    "X-Request-Id": components["headers"]["X-Request-Id"];
+                    "RateLimit-Limit": components["headers"]["RateLimit-Limit"];
+                    "RateLimit-Remaining": components["headers"]["RateLimit-Remaining"];
+                    "RateLimit-Reset": components["headers"]["RateLimit-Reset"];
+                    [name: string]: unknown;
+                };
+                content: {
+                    /** @example {
+                     *       "type": "urn:catalog-api:problem:internal-error",
+                     *       "title": "Internal Server Error",
+                     *       "status": 500,
+                     *       "detail": "An unexpected error occurred; the request id identifies it in the server log",
+                     *       "instance": "/api/v1/items/0196f1c2-7a8b-7cde-8f01-23456789abcd"
+                     *     } */
+                    "application/problem+json": components["schemas"]["Problem"];
+                };
+            };
+            /** @description The service is unavailable (shutting down, overloaded or its database is unreachable) */
+            503: {
+                headers: {
+                    "X-Request-Id": components["headers"]["X-Request-Id"];
+                    "RateLimit-Limit": components["headers"]["RateLimit-Limit"];
+                    "RateLimit-Remaining": components["headers"]["RateLimit-Remaining"];
+                    "RateLimit-Reset": components["headers"]["RateLimit-Reset"];
+                    "Retry-After": components["headers"]["Retry-After"];
+                    [name: string]: unknown;
+                };
+                content: {
+                    /** @example {
+                     *       "type": "urn:catalog-api:problem:service-unavailable",
+                     *       "title": "Service Unavailable",
+                     *       "status": 503,
+                     *       "detail": "The server is shutting down",
+                     *       "instance": "/api/v1/items/0196f1c2-7a8b-7cde-8f01-23456789abcd"
+                     *     } */
+                    "application/problem+json": components["schemas"]["Problem"];
+                };
+            };
+        };
+    };
     importItems: {
         parameters: {
             query?: never;
@@ -5228,9 +6057,9 @@ export interface operations {
                     "RateLimit-Remaining": components["headers"]["RateLimit-Remaining"];
                     "RateLimit-Reset": components["headers"]["RateLimit-Reset"];
                     "Idempotent-Replayed": components["headers"]["Idempotent-Replayed"];
-                    /** @description The URL of the job */
+                    /** @description The URL of the new job */
                     Location?: string;
-                    /** @description The strong entity tag of the job as it is now; send it as `If-None-Match` */
+                    /** @description Strong entity tag of this version of the job; send it in `If-None-Match` */
                     ETag?: string;
                     [name: string]: unknown;
                 };
@@ -5459,7 +6288,7 @@ export interface operations {
             header?: {
                 /**
                  * @description Answer 304 without a body when the job's current `ETag` is one of these (weak comparison), or for `*`
-                 * @example "kq3Z0a6l1hB2c7D9e0F4g8H5i1J"
+                 * @example "0196f1c2-7a8b-7cde-8f01-23456789abcd.1746100800000"
                  */
                 "If-None-Match"?: string;
             };
@@ -5478,7 +6307,7 @@ export interface operations {
                     "RateLimit-Limit": components["headers"]["RateLimit-Limit"];
                     "RateLimit-Remaining": components["headers"]["RateLimit-Remaining"];
                     "RateLimit-Reset": components["headers"]["RateLimit-Reset"];
-                    /** @description The strong entity tag of the job as it is now; send it as `If-None-Match` */
+                    /** @description Strong entity tag of this version of the job; send it in `If-None-Match` */
                     ETag?: string;
                     /** @description `private, no-cache` */
                     "Cache-Control"?: string;
@@ -5488,14 +6317,14 @@ export interface operations {
                     "application/json": components["schemas"]["Job"];
                 };
             };
-            /** @description Not modified: `If-None-Match` matches the current `ETag` */
+            /** @description Not modified: `If-None-Match` holds the current `ETag` */
             304: {
                 headers: {
                     "X-Request-Id": components["headers"]["X-Request-Id"];
                     "RateLimit-Limit": components["headers"]["RateLimit-Limit"];
                     "RateLimit-Remaining": components["headers"]["RateLimit-Remaining"];
                     "RateLimit-Reset": components["headers"]["RateLimit-Reset"];
-                    /** @description The strong entity tag of the job as it is now; send it as `If-None-Match` */
+                    /** @description Strong entity tag of this version of the job; send it in `If-None-Match` */
                     ETag?: string;
                     /** @description `private, no-cache` */
                     "Cache-Control"?: string;
@@ -5568,835 +6397,6 @@ export interface operations {
                      *       "title": "Forbidden",
                      *       "status": 403,
                      *       "detail": "This operation needs the scope items:write",
-                     *       "instance": "/api/v1/items/0196f1c2-7a8b-7cde-8f01-23456789abcd"
-                     *     } */
-                    "application/problem+json": components["schemas"]["Problem"];
-                };
-            };
-            /** @description No such resource */
-            404: {
-                headers: {
-                    "X-Request-Id": components["headers"]["X-Request-Id"];
-                    "RateLimit-Limit": components["headers"]["RateLimit-Limit"];
-                    "RateLimit-Remaining": components["headers"]["RateLimit-Remaining"];
-                    "RateLimit-Reset": components["headers"]["RateLimit-Reset"];
-                    [name: string]: unknown;
-                };
-                content: {
-                    /** @example {
-                     *       "type": "urn:catalog-api:problem:not-found",
-                     *       "title": "Not Found",
-                     *       "status": 404,
-                     *       "detail": "No item has this id",
-                     *       "instance": "/api/v1/items/0196f1c2-7a8b-7cde-8f01-23456789abcd"
-                     *     } */
-                    "application/problem+json": components["schemas"]["Problem"];
-                };
-            };
-            /** @description Too many requests: retry after `Retry-After` seconds */
-            429: {
-                headers: {
-                    "X-Request-Id": components["headers"]["X-Request-Id"];
-                    "RateLimit-Limit": components["headers"]["RateLimit-Limit"];
-                    "RateLimit-Remaining": components["headers"]["RateLimit-Remaining"];
-                    "RateLimit-Reset": components["headers"]["RateLimit-Reset"];
-                    "Retry-After": components["headers"]["Retry-After"];
-                    [name: string]: unknown;
-                };
-                content: {
-                    /** @example {
-                     *       "type": "urn:catalog-api:problem:rate-limited",
-                     *       "title": "Too Many Requests",
-                     *       "status": 429,
-                     *       "detail": "Too many requests: retry in 42 seconds",
-                     *       "instance": "/api/v1/items/0196f1c2-7a8b-7cde-8f01-23456789abcd"
-                     *     } */
-                    "application/problem+json": components["schemas"]["Problem"];
-                };
-            };
-            /** @description An unexpected error occurred */
-            500: {
-                headers: {
-                    "X-Request-Id": components["headers"]["X-Request-Id"];
-                    "RateLimit-Limit": components["headers"]["RateLimit-Limit"];
-                    "RateLimit-Remaining": components["headers"]["RateLimit-Remaining"];
-                    "RateLimit-Reset": components["headers"]["RateLimit-Reset"];
-                    [name: string]: unknown;
-                };
-                content: {
-                    /** @example {
-                     *       "type": "urn:catalog-api:problem:internal-error",
-                     *       "title": "Internal Server Error",
-                     *       "status": 500,
-                     *       "detail": "An unexpected error occurred; the request id identifies it in the server log",
-                     *       "instance": "/api/v1/items/0196f1c2-7a8b-7cde-8f01-23456789abcd"
-                     *     } */
-                    "application/problem+json": components["schemas"]["Problem"];
-                };
-            };
-            /** @description The service is unavailable (shutting down, overloaded or its database is unreachable) */
-            503: {
-                headers: {
-                    "X-Request-Id": components["headers"]["X-Request-Id"];
-                    "RateLimit-Limit": components["headers"]["RateLimit-Limit"];
-                    "RateLimit-Remaining": components["headers"]["RateLimit-Remaining"];
-                    "RateLimit-Reset": components["headers"]["RateLimit-Reset"];
-                    "Retry-After": components["headers"]["Retry-After"];
-                    [name: string]: unknown;
-                };
-                content: {
-                    /** @example {
-                     *       "type": "urn:catalog-api:problem:service-unavailable",
-                     *       "title": "Service Unavailable",
-                     *       "status": 503,
-                     *       "detail": "The server is shutting down",
-                     *       "instance": "/api/v1/items/0196f1c2-7a8b-7cde-8f01-23456789abcd"
-                     *     } */
-                    "application/problem+json": components["schemas"]["Problem"];
-                };
-            };
-        };
-    };
-    getItemImage: {
-        parameters: {
-            query?: never;
-            header?: {
-                /**
-                 * @description Answer 304 without a body when the image's current `ETag` is one of these (weak comparison), or for `*`
-                 * @example "9f86d081884c7d659a2feaa0c55ad015a3bf4f1b2b0b822cd15d6c15b0f00a08"
-                 */
-                "If-None-Match"?: string;
-            };
-            path: {
-                /** @description The resource id */
-                id: string;
-            };
-            cookie?: never;
-        };
-        requestBody?: never;
-        responses: {
-            /** @description The image, byte for byte, with the content type recognised at upload */
-            200: {
-                headers: {
-                    "X-Request-Id": components["headers"]["X-Request-Id"];
-                    "RateLimit-Limit": components["headers"]["RateLimit-Limit"];
-                    "RateLimit-Remaining": components["headers"]["RateLimit-Remaining"];
-                    "RateLimit-Reset": components["headers"]["RateLimit-Reset"];
-                    /** @description Strong validator derived from the SHA-256 of the bytes; send it as `If-None-Match` */
-                    ETag?: string;
-                    /** @description `public, no-cache`: caches keep the image but revalidate it, since a replaced image keeps its URL */
-                    "Cache-Control"?: string;
-                    /** @description The size of the image in bytes */
-                    "Content-Length"?: number;
-                    [name: string]: unknown;
-                };
-                content: {
-                    "image/jpeg": Blob;
-                    "image/png": Blob;
-                    "image/webp": Blob;
-                    "image/gif": Blob;
-                };
-            };
-            /** @description Not modified: `If-None-Match` matches the current `ETag` */
-            304: {
-                headers: {
-                    "X-Request-Id": components["headers"]["X-Request-Id"];
-                    "RateLimit-Limit": components["headers"]["RateLimit-Limit"];
-                    "RateLimit-Remaining": components["headers"]["RateLimit-Remaining"];
-                    "RateLimit-Reset": components["headers"]["RateLimit-Reset"];
-                    /** @description Strong validator derived from the SHA-256 of the bytes; send it as `If-None-Match` */
-                    ETag?: string;
-                    /** @description `public, no-cache`: caches keep the image but revalidate it, since a replaced image keeps its URL */
-                    "Cache-Control"?: string;
-                    [name: string]: unknown;
-                };
-                content?: never;
-            };
-            /** @description The request is invalid: every failing field is listed in `errors` */
-            400: {
-                headers: {
-                    "X-Request-Id": components["headers"]["X-Request-Id"];
-                    "RateLimit-Limit": components["headers"]["RateLimit-Limit"];
-                    "RateLimit-Remaining": components["headers"]["RateLimit-Remaining"];
-                    "RateLimit-Reset": components["headers"]["RateLimit-Reset"];
-                    [name: string]: unknown;
-                };
-                content: {
-                    /** @example {
-                     *       "type": "urn:catalog-api:problem:validation-error",
-                     *       "title": "Bad Request",
-                     *       "status": 400,
-                     *       "detail": "The request body is invalid",
-                     *       "instance": "/api/v1/items/0196f1c2-7a8b-7cde-8f01-23456789abcd",
-                     *       "errors": [
-                     *         {
-                     *           "in": "body",
-                     *           "path": "/price",
-                     *           "message": "must be <= 1000000000"
-                     *         }
-                     *       ],
-                     *       "errorCount": 1
-                     *     } */
-                    "application/problem+json": components["schemas"]["Problem"];
-                };
-            };
-            /** @description The access token is missing, invalid or expired */
-            401: {
-                headers: {
-                    "X-Request-Id": components["headers"]["X-Request-Id"];
-                    "RateLimit-Limit": components["headers"]["RateLimit-Limit"];
-                    "RateLimit-Remaining": components["headers"]["RateLimit-Remaining"];
-                    "RateLimit-Reset": components["headers"]["RateLimit-Reset"];
-                    "WWW-Authenticate": components["headers"]["WWW-Authenticate"];
-                    [name: string]: unknown;
-                };
-                content: {
-                    /** @example {
-                     *       "type": "urn:catalog-api:problem:invalid-token",
-                     *       "title": "Unauthorized",
-                     *       "status": 401,
-                     *       "detail": "The access token has expired",
-                     *       "instance": "/api/v1/items/0196f1c2-7a8b-7cde-8f01-23456789abcd"
-                     *     } */
-                    "application/problem+json": components["schemas"]["Problem"];
-                };
-            };
-            /** @description No such resource */
-            404: {
-                headers: {
-                    "X-Request-Id": components["headers"]["X-Request-Id"];
-                    "RateLimit-Limit": components["headers"]["RateLimit-Limit"];
-                    "RateLimit-Remaining": components["headers"]["RateLimit-Remaining"];
-                    "RateLimit-Reset": components["headers"]["RateLimit-Reset"];
-                    [name: string]: unknown;
-                };
-                content: {
-                    /** @example {
-                     *       "type": "urn:catalog-api:problem:not-found",
-                     *       "title": "Not Found",
-                     *       "status": 404,
-                     *       "detail": "No item has this id",
-                     *       "instance": "/api/v1/items/0196f1c2-7a8b-7cde-8f01-23456789abcd"
-                     *     } */
-                    "application/problem+json": components["schemas"]["Problem"];
-                };
-            };
-            /** @description Too many requests: retry after `Retry-After` seconds */
-            429: {
-                headers: {
-                    "X-Request-Id": components["headers"]["X-Request-Id"];
-                    "RateLimit-Limit": components["headers"]["RateLimit-Limit"];
-                    "RateLimit-Remaining": components["headers"]["RateLimit-Remaining"];
-                    "RateLimit-Reset": components["headers"]["RateLimit-Reset"];
-                    "Retry-After": components["headers"]["Retry-After"];
-                    [name: string]: unknown;
-                };
-                content: {
-                    /** @example {
-                     *       "type": "urn:catalog-api:problem:rate-limited",
-                     *       "title": "Too Many Requests",
-                     *       "status": 429,
-                     *       "detail": "Too many requests: retry in 42 seconds",
-                     *       "instance": "/api/v1/items/0196f1c2-7a8b-7cde-8f01-23456789abcd"
-                     *     } */
-                    "application/problem+json": components["schemas"]["Problem"];
-                };
-            };
-            /** @description An unexpected error occurred */
-            500: {
-                headers: {
-                    "X-Request-Id": components["headers"]["X-Request-Id"];
-                    "RateLimit-Limit": components["headers"]["RateLimit-Limit"];
-                    "RateLimit-Remaining": components["headers"]["RateLimit-Remaining"];
-                    "RateLimit-Reset": components["headers"]["RateLimit-Reset"];
-                    [name: string]: unknown;
-                };
-                content: {
-                    /** @example {
-                     *       "type": "urn:catalog-api:problem:internal-error",
-                     *       "title": "Internal Server Error",
-                     *       "status": 500,
-                     *       "detail": "An unexpected error occurred; the request id identifies it in the server log",
-                     *       "instance": "/api/v1/items/0196f1c2-7a8b-7cde-8f01-23456789abcd"
-                     *     } */
-                    "application/problem+json": components["schemas"]["Problem"];
-                };
-            };
-            /** @description The service is unavailable (shutting down, overloaded or its database is unreachable) */
-            503: {
-                headers: {
-                    "X-Request-Id": components["headers"]["X-Request-Id"];
-                    "RateLimit-Limit": components["headers"]["RateLimit-Limit"];
-                    "RateLimit-Remaining": components["headers"]["RateLimit-Remaining"];
-                    "RateLimit-Reset": components["headers"]["RateLimit-Reset"];
-                    "Retry-After": components["headers"]["Retry-After"];
-                    [name: string]: unknown;
-                };
-                content: {
-                    /** @example {
-                     *       "type": "urn:catalog-api:problem:service-unavailable",
-                     *       "title": "Service Unavailable",
-                     *       "status": 503,
-                     *       "detail": "The server is shutting down",
-                     *       "instance": "/api/v1/items/0196f1c2-7a8b-7cde-8f01-23456789abcd"
-                     *     } */
-                    "application/problem+json": components["schemas"]["Problem"];
-                };
-            };
-        };
-    };
-    uploadItemImage: {
-        parameters: {
-            query?: never;
-            header?: {
-                /**
-                 * @description Change only if the item's current `ETag` is one of these (strong comparison), or `*` for any; otherwise 412
-                 * @example "0196f1c2-7a8b-7cde-8f01-23456789abcd.3"
-                 */
-                "If-Match"?: string;
-            };
-            path: {
-                /** @description The resource id */
-                id: string;
-            };
-            cookie?: never;
-        };
-        requestBody: {
-            content: {
-                "multipart/form-data": components["schemas"]["ImageUpload"];
-            };
-        };
-        responses: {
-            /** @description The item, with its new `imageUrl` and `version` */
-            200: {
-                headers: {
-                    "X-Request-Id": components["headers"]["X-Request-Id"];
-                    "RateLimit-Limit": components["headers"]["RateLimit-Limit"];
-                    "RateLimit-Remaining": components["headers"]["RateLimit-Remaining"];
-                    "RateLimit-Reset": components["headers"]["RateLimit-Reset"];
-                    /** @description The strong entity tag of the updated item */
-                    ETag?: string;
-                    [name: string]: unknown;
-                };
-                content: {
-                    "application/json": components["schemas"]["Item"];
-                };
-            };
-            /** @description The request is invalid: every failing field is listed in `errors` */
-            400: {
-                headers: {
-                    "X-Request-Id": components["headers"]["X-Request-Id"];
-                    "RateLimit-Limit": components["headers"]["RateLimit-Limit"];
-                    "RateLimit-Remaining": components["headers"]["RateLimit-Remaining"];
-                    "RateLimit-Reset": components["headers"]["RateLimit-Reset"];
-                    [name: string]: unknown;
-                };
-                content: {
-                    /** @example {
-                     *       "type": "urn:catalog-api:problem:validation-error",
-                     *       "title": "Bad Request",
-                     *       "status": 400,
-                     *       "detail": "The request body is invalid",
-                     *       "instance": "/api/v1/items/0196f1c2-7a8b-7cde-8f01-23456789abcd",
-                     *       "errors": [
-                     *         {
-                     *           "in": "body",
-                     *           "path": "/price",
-                     *           "message": "must be <= 1000000000"
-                     *         }
-                     *       ],
-                     *       "errorCount": 1
-                     *     } */
-                    "application/problem+json": components["schemas"]["Problem"];
-                };
-            };
-            /** @description The access token is missing, invalid or expired */
-            401: {
-                headers: {
-                    "X-Request-Id": components["headers"]["X-Request-Id"];
-                    "RateLimit-Limit": components["headers"]["RateLimit-Limit"];
-                    "RateLimit-Remaining": components["headers"]["RateLimit-Remaining"];
-                    "RateLimit-Reset": components["headers"]["RateLimit-Reset"];
-                    "WWW-Authenticate": components["headers"]["WWW-Authenticate"];
-                    [name: string]: unknown;
-                };
-                content: {
-                    /** @example {
-                     *       "type": "urn:catalog-api:problem:invalid-token",
-                     *       "title": "Unauthorized",
-                     *       "status": 401,
-                     *       "detail": "The access token has expired",
-                     *       "instance": "/api/v1/items/0196f1c2-7a8b-7cde-8f01-23456789abcd"
-                     *     } */
-                    "application/problem+json": components["schemas"]["Problem"];
-                };
-            };
-            /** @description The access token lacks a required scope, or the resource belongs to someone else */
-            403: {
-                headers: {
-                    "X-Request-Id": components["headers"]["X-Request-Id"];
-                    "RateLimit-Limit": components["headers"]["RateLimit-Limit"];
-                    "RateLimit-Remaining": components["headers"]["RateLimit-Remaining"];
-                    "RateLimit-Reset": components["headers"]["RateLimit-Reset"];
-                    "WWW-Authenticate": components["headers"]["WWW-Authenticate"];
-                    [name: string]: unknown;
-                };
-                content: {
-                    /** @example {
-                     *       "type": "urn:catalog-api:problem:insufficient-scope",
-                     *       "title": "Forbidden",
-                     *       "status": 403,
-                     *       "detail": "This operation needs the scope items:write",
-                     *       "instance": "/api/v1/items/0196f1c2-7a8b-7cde-8f01-23456789abcd"
-                     *     } */
-                    "application/problem+json": components["schemas"]["Problem"];
-                };
-            };
-            /** @description No such resource */
-            404: {
-                headers: {
-                    "X-Request-Id": components["headers"]["X-Request-Id"];
-                    "RateLimit-Limit": components["headers"]["RateLimit-Limit"];
-                    "RateLimit-Remaining": components["headers"]["RateLimit-Remaining"];
-                    "RateLimit-Reset": components["headers"]["RateLimit-Reset"];
-                    [name: string]: unknown;
-                };
-                content: {
-                    /** @example {
-                     *       "type": "urn:catalog-api:problem:not-found",
-                     *       "title": "Not Found",
-                     *       "status": 404,
-                     *       "detail": "No item has this id",
-                     *       "instance": "/api/v1/items/0196f1c2-7a8b-7cde-8f01-23456789abcd"
-                     *     } */
-                    "application/problem+json": components["schemas"]["Problem"];
-                };
-            };
-            /** @description The `If-Match` precondition failed */
-            412: {
-                headers: {
-                    "X-Request-Id": components["headers"]["X-Request-Id"];
-                    "RateLimit-Limit": components["headers"]["RateLimit-Limit"];
-                    "RateLimit-Remaining": components["headers"]["RateLimit-Remaining"];
-                    "RateLimit-Reset": components["headers"]["RateLimit-Reset"];
-                    [name: string]: unknown;
-                };
-                content: {
-                    /** @example {
-                     *       "type": "urn:catalog-api:problem:precondition-failed",
-                     *       "title": "Precondition Failed",
-                     *       "status": 412,
-                     *       "detail": "The item has changed since the version named in If-Match: fetch it again",
-                     *       "instance": "/api/v1/items/0196f1c2-7a8b-7cde-8f01-23456789abcd"
-                     *     } */
-                    "application/problem+json": components["schemas"]["Problem"];
-                };
-            };
-            /** @description The request body is too large */
-            413: {
-                headers: {
-                    "X-Request-Id": components["headers"]["X-Request-Id"];
-                    "RateLimit-Limit": components["headers"]["RateLimit-Limit"];
-                    "RateLimit-Remaining": components["headers"]["RateLimit-Remaining"];
-                    "RateLimit-Reset": components["headers"]["RateLimit-Reset"];
-                    [name: string]: unknown;
-                };
-                content: {
-                    /** @example {
-                     *       "type": "urn:catalog-api:problem:payload-too-large",
-                     *       "title": "Payload Too Large",
-                     *       "status": 413,
-                     *       "detail": "Request body is too large",
-                     *       "instance": "/api/v1/items/0196f1c2-7a8b-7cde-8f01-23456789abcd"
-                     *     } */
-                    "application/problem+json": components["schemas"]["Problem"];
-                };
-            };
-            /** @description The request body media type is not supported by this operation */
-            415: {
-                headers: {
-                    "X-Request-Id": components["headers"]["X-Request-Id"];
-                    "RateLimit-Limit": components["headers"]["RateLimit-Limit"];
-                    "RateLimit-Remaining": components["headers"]["RateLimit-Remaining"];
-                    "RateLimit-Reset": components["headers"]["RateLimit-Reset"];
-                    [name: string]: unknown;
-                };
-                content: {
-                    /** @example {
-                     *       "type": "urn:catalog-api:problem:unsupported-media-type",
-                     *       "title": "Unsupported Media Type",
-                     *       "status": 415,
-                     *       "detail": "This operation accepts application/json, not text/plain",
-                     *       "instance": "/api/v1/items/0196f1c2-7a8b-7cde-8f01-23456789abcd"
-                     *     } */
-                    "application/problem+json": components["schemas"]["Problem"];
-                };
-            };
-            /** @description Too many requests: retry after `Retry-After` seconds */
-            429: {
-                headers: {
-                    "X-Request-Id": components["headers"]["X-Request-Id"];
-                    "RateLimit-Limit": components["headers"]["RateLimit-Limit"];
-                    "RateLimit-Remaining": components["headers"]["RateLimit-Remaining"];
-                    "RateLimit-Reset": components["headers"]["RateLimit-Reset"];
-                    "Retry-After": components["headers"]["Retry-After"];
-                    [name: string]: unknown;
-                };
-                content: {
-                    /** @example {
-                     *       "type": "urn:catalog-api:problem:rate-limited",
-                     *       "title": "Too Many Requests",
-                     *       "status": 429,
-                     *       "detail": "Too many requests: retry in 42 seconds",
-                     *       "instance": "/api/v1/items/0196f1c2-7a8b-7cde-8f01-23456789abcd"
-                     *     } */
-                    "application/problem+json": components["schemas"]["Problem"];
-                };
-            };
-            /** @description An unexpected error occurred */
-            500: {
-                headers: {
-                    "X-Request-Id": components["headers"]["X-Request-Id"];
-                    "RateLimit-Limit": components["headers"]["RateLimit-Limit"];
-                    "RateLimit-Remaining": components["headers"]["RateLimit-Remaining"];
-                    "RateLimit-Reset": components["headers"]["RateLimit-Reset"];
-                    [name: string]: unknown;
-                };
-                content: {
-                    /** @example {
-                     *       "type": "urn:catalog-api:problem:internal-error",
-                     *       "title": "Internal Server Error",
-                     *       "status": 500,
-                     *       "detail": "An unexpected error occurred; the request id identifies it in the server log",
-                     *       "instance": "/api/v1/items/0196f1c2-7a8b-7cde-8f01-23456789abcd"
-                     *     } */
-                    "application/problem+json": components["schemas"]["Problem"];
-                };
-            };
-            /** @description The service is unavailable (shutting down, overloaded or its database is unreachable) */
-            503: {
-                headers: {
-                    "X-Request-Id": components["headers"]["X-Request-Id"];
-                    "RateLimit-Limit": components["headers"]["RateLimit-Limit"];
-                    "RateLimit-Remaining": components["headers"]["RateLimit-Remaining"];
-                    "RateLimit-Reset": components["headers"]["RateLimit-Reset"];
-                    "Retry-After": components["headers"]["Retry-After"];
-                    [name: string]: unknown;
-                };
-                content: {
-                    /** @example {
-                     *       "type": "urn:catalog-api:problem:service-unavailable",
-                     *       "title": "Service Unavailable",
-                     *       "status": 503,
-                     *       "detail": "The server is shutting down",
-                     *       "instance": "/api/v1/items/0196f1c2-7a8b-7cde-8f01-23456789abcd"
-                     *     } */
-                    "application/problem+json": components["schemas"]["Problem"];
-                };
-            };
-        };
-    };
-    uploadAvatar: {
-        parameters: {
-            query?: never;
-            header?: never;
-            path?: never;
-            cookie?: never;
-        };
-        requestBody: {
-            content: {
-                "multipart/form-data": components["schemas"]["ImageUpload"];
-            };
-        };
-        responses: {
-            /** @description Your account, with its `avatarUrl` */
-            200: {
-                headers: {
-                    "X-Request-Id": components["headers"]["X-Request-Id"];
-                    "RateLimit-Limit": components["headers"]["RateLimit-Limit"];
-                    "RateLimit-Remaining": components["headers"]["RateLimit-Remaining"];
-                    "RateLimit-Reset": components["headers"]["RateLimit-Reset"];
-                    /** @description Strong entity tag of this version of the account */
-                    ETag?: string;
-                    [name: string]: unknown;
-                };
-                content: {
-                    "application/json": components["schemas"]["User"];
-                };
-            };
-            /** @description The request is invalid: every failing field is listed in `errors` */
-            400: {
-                headers: {
-                    "X-Request-Id": components["headers"]["X-Request-Id"];
-                    "RateLimit-Limit": components["headers"]["RateLimit-Limit"];
-                    "RateLimit-Remaining": components["headers"]["RateLimit-Remaining"];
-                    "RateLimit-Reset": components["headers"]["RateLimit-Reset"];
-                    [name: string]: unknown;
-                };
-                content: {
-                    /** @example {
-                     *       "type": "urn:catalog-api:problem:validation-error",
-                     *       "title": "Bad Request",
-                     *       "status": 400,
-                     *       "detail": "The request body is invalid",
-                     *       "instance": "/api/v1/items/0196f1c2-7a8b-7cde-8f01-23456789abcd",
-                     *       "errors": [
-                     *         {
-                     *           "in": "body",
-                     *           "path": "/price",
-                     *           "message": "must be <= 1000000000"
-                     *         }
-                     *       ],
-                     *       "errorCount": 1
-                     *     } */
-                    "application/problem+json": components["schemas"]["Problem"];
-                };
-            };
-            /** @description The access token is missing, invalid or expired */
-            401: {
-                headers: {
-                    "X-Request-Id": components["headers"]["X-Request-Id"];
-                    "RateLimit-Limit": components["headers"]["RateLimit-Limit"];
-                    "RateLimit-Remaining": components["headers"]["RateLimit-Remaining"];
-                    "RateLimit-Reset": components["headers"]["RateLimit-Reset"];
-                    "WWW-Authenticate": components["headers"]["WWW-Authenticate"];
-                    [name: string]: unknown;
-                };
-                content: {
-                    /** @example {
-                     *       "type": "urn:catalog-api:problem:invalid-token",
-                     *       "title": "Unauthorized",
-                     *       "status": 401,
-                     *       "detail": "The access token has expired",
-                     *       "instance": "/api/v1/items/0196f1c2-7a8b-7cde-8f01-23456789abcd"
-                     *     } */
-                    "application/problem+json": components["schemas"]["Problem"];
-                };
-            };
-            /** @description The access token lacks a required scope, or the resource belongs to someone else */
-            403: {
-                headers: {
-                    "X-Request-Id": components["headers"]["X-Request-Id"];
-                    "RateLimit-Limit": components["headers"]["RateLimit-Limit"];
-                    "RateLimit-Remaining": components["headers"]["RateLimit-Remaining"];
-                    "RateLimit-Reset": components["headers"]["RateLimit-Reset"];
-                    "WWW-Authenticate": components["headers"]["WWW-Authenticate"];
-                    [name: string]: unknown;
-                };
-                content: {
-                    /** @example {
-                     *       "type": "urn:catalog-api:problem:insufficient-scope",
-                     *       "title": "Forbidden",
-                     *       "status": 403,
-                     *       "detail": "This operation needs the scope items:write",
-                     *       "instance": "/api/v1/items/0196f1c2-7a8b-7cde-8f01-23456789abcd"
-                     *     } */
-                    "application/problem+json": components["schemas"]["Problem"];
-                };
-            };
-            /** @description The request body is too large */
-            413: {
-                headers: {
-                    "X-Request-Id": components["headers"]["X-Request-Id"];
-                    "RateLimit-Limit": components["headers"]["RateLimit-Limit"];
-                    "RateLimit-Remaining": components["headers"]["RateLimit-Remaining"];
-                    "RateLimit-Reset": components["headers"]["RateLimit-Reset"];
-                    [name: string]: unknown;
-                };
-                content: {
-                    /** @example {
-                     *       "type": "urn:catalog-api:problem:payload-too-large",
-                     *       "title": "Payload Too Large",
-                     *       "status": 413,
-                     *       "detail": "Request body is too large",
-                     *       "instance": "/api/v1/items/0196f1c2-7a8b-7cde-8f01-23456789abcd"
-                     *     } */
-                    "application/problem+json": components["schemas"]["Problem"];
-                };
-            };
-            /** @description The request body media type is not supported by this operation */
-            415: {
-                headers: {
-                    "X-Request-Id": components["headers"]["X-Request-Id"];
-                    "RateLimit-Limit": components["headers"]["RateLimit-Limit"];
-                    "RateLimit-Remaining": components["headers"]["RateLimit-Remaining"];
-                    "RateLimit-Reset": components["headers"]["RateLimit-Reset"];
-                    [name: string]: unknown;
-                };
-                content: {
-                    /** @example {
-                     *       "type": "urn:catalog-api:problem:unsupported-media-type",
-                     *       "title": "Unsupported Media Type",
-                     *       "status": 415,
-                     *       "detail": "This operation accepts application/json, not text/plain",
-                     *       "instance": "/api/v1/items/0196f1c2-7a8b-7cde-8f01-23456789abcd"
-                     *     } */
-                    "application/problem+json": components["schemas"]["Problem"];
-                };
-            };
-            /** @description Too many requests: retry after `Retry-After` seconds */
-            429: {
-                headers: {
-                    "X-Request-Id": components["headers"]["X-Request-Id"];
-                    "RateLimit-Limit": components["headers"]["RateLimit-Limit"];
-                    "RateLimit-Remaining": components["headers"]["RateLimit-Remaining"];
-                    "RateLimit-Reset": components["headers"]["RateLimit-Reset"];
-                    "Retry-After": components["headers"]["Retry-After"];
-                    [name: string]: unknown;
-                };
-                content: {
-                    /** @example {
-                     *       "type": "urn:catalog-api:problem:rate-limited",
-                     *       "title": "Too Many Requests",
-                     *       "status": 429,
-                     *       "detail": "Too many requests: retry in 42 seconds",
-                     *       "instance": "/api/v1/items/0196f1c2-7a8b-7cde-8f01-23456789abcd"
-                     *     } */
-                    "application/problem+json": components["schemas"]["Problem"];
-                };
-            };
-            /** @description An unexpected error occurred */
-            500: {
-                headers: {
-                    "X-Request-Id": components["headers"]["X-Request-Id"];
-                    "RateLimit-Limit": components["headers"]["RateLimit-Limit"];
-                    "RateLimit-Remaining": components["headers"]["RateLimit-Remaining"];
-                    "RateLimit-Reset": components["headers"]["RateLimit-Reset"];
-                    [name: string]: unknown;
-                };
-                content: {
-                    /** @example {
-                     *       "type": "urn:catalog-api:problem:internal-error",
-                     *       "title": "Internal Server Error",
-                     *       "status": 500,
-                     *       "detail": "An unexpected error occurred; the request id identifies it in the server log",
-                     *       "instance": "/api/v1/items/0196f1c2-7a8b-7cde-8f01-23456789abcd"
-                     *     } */
-                    "application/problem+json": components["schemas"]["Problem"];
-                };
-            };
-            /** @description The service is unavailable (shutting down, overloaded or its database is unreachable) */
-            503: {
-                headers: {
-                    "X-Request-Id": components["headers"]["X-Request-Id"];
-                    "RateLimit-Limit": components["headers"]["RateLimit-Limit"];
-                    "RateLimit-Remaining": components["headers"]["RateLimit-Remaining"];
-                    "RateLimit-Reset": components["headers"]["RateLimit-Reset"];
-                    "Retry-After": components["headers"]["Retry-After"];
-                    [name: string]: unknown;
-                };
-                content: {
-                    /** @example {
-                     *       "type": "urn:catalog-api:problem:service-unavailable",
-                     *       "title": "Service Unavailable",
-                     *       "status": 503,
-                     *       "detail": "The server is shutting down",
-                     *       "instance": "/api/v1/items/0196f1c2-7a8b-7cde-8f01-23456789abcd"
-                     *     } */
-                    "application/problem+json": components["schemas"]["Problem"];
-                };
-            };
-        };
-    };
-    getUserAvatar: {
-        parameters: {
-            query?: never;
-            header?: {
-                /**
-                 * @description Answer 304 without a body when the image's current `ETag` is one of these (weak comparison), or for `*`
-                 * @example "9f86d081884c7d659a2feaa0c55ad015a3bf4f1b2b0b822cd15d6c15b0f00a08"
-                 */
-                "If-None-Match"?: string;
-            };
-            path: {
-                /** @description The resource id */
-                id: string;
-            };
-            cookie?: never;
-        };
-        requestBody?: never;
-        responses: {
-            /** @description The avatar, byte for byte, with the content type recognised at upload */
-            200: {
-                headers: {
-                    "X-Request-Id": components["headers"]["X-Request-Id"];
-                    "RateLimit-Limit": components["headers"]["RateLimit-Limit"];
-                    "RateLimit-Remaining": components["headers"]["RateLimit-Remaining"];
-                    "RateLimit-Reset": components["headers"]["RateLimit-Reset"];
-                    /** @description Strong validator derived from the SHA-256 of the bytes; send it as `If-None-Match` */
-                    ETag?: string;
-                    /** @description `public, no-cache`: caches keep the image but revalidate it, since a replaced image keeps its URL */
-                    "Cache-Control"?: string;
-                    /** @description The size of the image in bytes */
-                    "Content-Length"?: number;
-                    [name: string]: unknown;
-                };
-                content: {
-                    "image/jpeg": Blob;
-                    "image/png": Blob;
-                    "image/webp": Blob;
-                    "image/gif": Blob;
-                };
-            };
-            /** @description Not modified: `If-None-Match` matches the current `ETag` */
-            304: {
-                headers: {
-                    "X-Request-Id": components["headers"]["X-Request-Id"];
-                    "RateLimit-Limit": components["headers"]["RateLimit-Limit"];
-                    "RateLimit-Remaining": components["headers"]["RateLimit-Remaining"];
-                    "RateLimit-Reset": components["headers"]["RateLimit-Reset"];
-                    /** @description Strong validator derived from the SHA-256 of the bytes; send it as `If-None-Match` */
-                    ETag?: string;
-                    /** @description `public, no-cache`: caches keep the image but revalidate it, since a replaced image keeps its URL */
-                    "Cache-Control"?: string;
-                    [name: string]: unknown;
-                };
-                content?: never;
-            };
-            /** @description The request is invalid: every failing field is listed in `errors` */
-            400: {
-                headers: {
-                    "X-Request-Id": components["headers"]["X-Request-Id"];
-                    "RateLimit-Limit": components["headers"]["RateLimit-Limit"];
-                    "RateLimit-Remaining": components["headers"]["RateLimit-Remaining"];
-                    "RateLimit-Reset": components["headers"]["RateLimit-Reset"];
-                    [name: string]: unknown;
-                };
-                content: {
-                    /** @example {
-                     *       "type": "urn:catalog-api:problem:validation-error",
-                     *       "title": "Bad Request",
-                     *       "status": 400,
-                     *       "detail": "The request body is invalid",
-                     *       "instance": "/api/v1/items/0196f1c2-7a8b-7cde-8f01-23456789abcd",
-                     *       "errors": [
-                     *         {
-                     *           "in": "body",
-                     *           "path": "/price",
-                     *           "message": "must be <= 1000000000"
-                     *         }
-                     *       ],
-                     *       "errorCount": 1
-                     *     } */
-                    "application/problem+json": components["schemas"]["Problem"];
-                };
-            };
-            /** @description The access token is missing, invalid or expired */
-            401: {
-                headers: {
-                    "X-Request-Id": components["headers"]["X-Request-Id"];
-                    "RateLimit-Limit": components["headers"]["RateLimit-Limit"];
-                    "RateLimit-Remaining": components["headers"]["RateLimit-Remaining"];
-                    "RateLimit-Reset": components["headers"]["RateLimit-Reset"];
-                    "WWW-Authenticate": components["headers"]["WWW-Authenticate"];
-                    [name: string]: unknown;
-                };
-                content: {
-                    /** @example {
-                     *       "type": "urn:catalog-api:problem:invalid-token",
-                     *       "title": "Unauthorized",
-                     *       "status": 401,
-                     *       "detail": "The access token has expired",
                      *       "instance": "/api/v1/items/0196f1c2-7a8b-7cde-8f01-23456789abcd"
                      *     } */
                     "application/problem+json": components["schemas"]["Problem"];

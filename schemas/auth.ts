@@ -1,5 +1,5 @@
 import { Type, type Static } from '@sinclair/typebox'
-import { problems, Ref, StrictObject, StringEnum } from './common.js'
+import { defineResource, problems, Ref, StrictObject, StringEnum } from './common.js'
 
 const Ignored = (description: string) => Type.Optional(Type.String({ maxLength: 500, description: `${description}; accepted and ignored` }))
 
@@ -100,7 +100,10 @@ export type TokenResponse = Static<typeof TokenResponseSchema>
 export type OAuthError = Static<typeof OAuthErrorSchema>
 export type RevokeRequest = Static<typeof RevokeRequestSchema>
 
-export const authComponents = [PasswordGrantSchema, RefreshTokenGrantSchema, TokenRequestSchema, TokenResponseSchema, OAuthErrorSchema, RevokeRequestSchema]
+export const authResource = defineResource({
+  tag: { name: 'auth', description: 'OAuth2 password flow: tokens, refresh and revocation' },
+  components: [PasswordGrantSchema, RefreshTokenGrantSchema, TokenRequestSchema, TokenResponseSchema, OAuthErrorSchema, RevokeRequestSchema]
+})
 
 /**
  * Both media types the token endpoints take: JSON, listed first since client generators use the first (and write a

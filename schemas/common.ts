@@ -163,44 +163,39 @@ export const problems = (...statuses: number[]) =>
 export const OAUTH2_SCHEME = 'OAuth2PasswordBearer'
 /** The same access tokens, pasted: for tools that cannot run the password flow (Postman, Portman). */
 export const BEARER_SCHEME = 'BearerJWT'
-export const SCOPES = {
-  profile: 'Read and change your own account',
-  'items:write': 'Create, change and delete your items, run imports and read their jobs',
-  admin: 'User administration; any user\'s items'
-} as const
-export type Scope = keyof typeof SCOPES
+
+/** Where the resources of this version of the API are served. */
+export const API_PREFIX = '/api/v1'
+
+/** An OAuth2 scope a resource declares. */
+export interface ScopeDeclaration {
+  description: string
+  /** Granted to a password grant that asks for no scope. */
+  byDefault?: boolean
+  /** Only ever granted to superusers, and only when asked for. */
+  superuserOnly?: boolean
+}
+
+/**
+ * What a resource contributes to the contract besides its routes' schema objects: its tag in the documents, the named
+ * component schemas its routes refer to, and the scopes its routes require.
+ */
+export interface ResourceContract {
+  tag: { name: string, description: string }
+  components: TSchema[]
+  scopes?: Record<string, ScopeDeclaration>
+}
+
+export const defineResource = <const C extends ResourceContract>(contract: C): C => contract
 
 /**
  * The `security` of an operation: each argument is one way to be allowed, listing the scopes it needs.
  * `requires(['items:write'], ['admin'])` means "items:write, or admin". No argument means public. The same tokens
  * may also be pasted as a bearer token (a scheme without scopes of its own: the token's scopes still apply).
+ * Every scope named must be declared by a registered resource (the app refuses to start otherwise).
  */
-export const requires = (...alternatives: Scope[][]): Array<Record<string, Scope[]>> =>
+export const requires = (...alternatives: string[][]): Array<Record<string, string[]>> =>
   alternatives.length === 0 ? [] : [...alternatives.map((scopes) => ({ [OAUTH2_SCHEME]: scopes })), { [BEARER_SCHEME]: [] }]
 
 /** The `security` of an operation open to anyone that a token, when sent, may see more of. */
-export const signedInOrAnonymous: Array<Record<string, Scope[]>> = [{}, ...requires([])]
-
-/** A list of entity tags, as `If-Match` and `If-None-Match` carry. */
-export const EntityTagsHeader = (description: string, example: string) =>
-  Type.Optional(Type.String({ minLength: 1, maxLength: 2000, description, examples: [example] }))
-
-/** A JSON response body. */
-export const json = <T>(schema: T) => ({ 'application/json': { schema } })
-
-/** The 200 of a collection: a page (`Page(...)`) and the `Link` to the next one. */
-export const pageResponse = <T extends TSchema>(description: string, page: T) => ({
-  description,
-  headers: { Link: { type: 'string', maxLength: 4000, description: 'RFC 8288 link to the next page (`rel="next"`), when there is one' } },
-  content: json(Ref(page))
-})
-
-/** The `ETag` response header of a single resource. */
-export const etagHeader = (description: string) => ({ ETag: { type: 'string', maxLength: 200, description } })
-
-/** A 304 of a conditional GET: no body, and the headers it repeats. */
-export const notModified = <H extends Record<string, unknown>>(description: string, headers: H) =>
-  ({ type: 'null', description, headers }) as const
-
-/** The `Cache-Control` response header, with what this response sets. */
-export const cacheControlHeader = (value: string) => ({ 'Cache-Control': { type: 'string', maxLength: 200, description: `\`${value}\`` } })
+export const signedInOrAnonymous: Array<Record<string, string[]>> = [{}, ...requires([])]

@@ -1,5 +1,5 @@
 import { Type, type Static, type TSchema } from '@sinclair/typebox'
-import { DateTime, problems, Ref, StrictObject, StringEnum, signedInOrAnonymous } from './common.js'
+import { DateTime, defineResource, problems, Ref, StrictObject, StringEnum, signedInOrAnonymous } from './common.js'
 import { ItemDeletedSchema, ItemSchema } from './items.js'
 import { ImportErrorSchema, ImportResultSchema, JobSchema } from './jobs.js'
 
@@ -150,3 +150,8 @@ export const streamEvents = {
 /** Every schema the events refer to, their data's included. */
 export const eventsComponents = [ItemSchema, ItemDeletedSchema, ImportErrorSchema, ImportResultSchema, JobSchema,
   ...EventMessageSchemas, EventMessageSchema, ErrorMessageSchema, StreamMessageSchema]
+
+export const eventsResource = defineResource({
+  tag: { name: 'events', description: 'Live events as Server-Sent Events; the WebSocket channel at `/api/v1/ws` is described in [/asyncapi.json](/asyncapi.json)' },
+  components: eventsComponents
+})

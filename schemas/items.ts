@@ -1,5 +1,7 @@
 import { Type, type Static } from '@sinclair/typebox'
-import { DateTime, Defaulted, EntityTagsHeader, etagHeader, IdParamsSchema, json, notModified, Nullable, Page, pageResponse, PaginationQuery, problems, Ref, requires, StrictObject, Uuid } from './common.js'
+import { DateTime, Defaulted, defineResource, IdParamsSchema, Nullable, Page, PaginationQuery, problems, Ref, requires, StrictObject, Uuid } from './common.js'
+import { errorsOfUploads, image, imageResponses, ImageUploadSchema, uploadBody } from './files.js'
+import { entityHeaders, noContent, pageResponse } from './http.js'
 
 const Name = Type.String({ minLength: 1, maxLength: 200, description: 'Display name, 1 to 200 characters', examples: ['Walnut desk'] })
 const Description = Nullable(Type.String({ maxLength: 5000, description: 'Free text up to 5,000 characters; null when none', examples: ['Solid walnut, 140 × 70 cm.'] }))
@@ -112,22 +114,16 @@ export type ItemReplace = Static<typeof ItemReplaceSchema>
 export type ItemUpdate = Static<typeof ItemUpdateSchema>
 export type ItemListQuery = Static<typeof ItemListQuerySchema>
 
-export const itemsComponents = [ItemSchema, ItemCreateSchema, ItemReplaceSchema, ItemUpdateSchema, ItemPageSchema]
+export const itemsResource = defineResource({
+  tag: { name: 'items', description: 'The catalog: items, their images, search and imports' },
+  components: [ItemSchema, ItemCreateSchema, ItemReplaceSchema, ItemUpdateSchema, ItemPageSchema, ImageUploadSchema],
+  scopes: { 'items:write': { description: 'Create, change and delete your items, run imports and read their jobs', byDefault: true } }
+})
 
 /** The media types `updateItem` accepts: plain JSON and RFC 7396's own, with the same merge semantics. */
 export const MERGE_PATCH_TYPES = ['application/json', 'application/merge-patch+json']
 
-const etag = etagHeader('Strong entity tag of this version of the item; send it in `If-Match` or `If-None-Match`')
-
-const IfMatchHeaders = Type.Object({
-  'If-Match': EntityTagsHeader('Change only if the item\'s current `ETag` is one of these (strong comparison), or `*` for any; otherwise 412', '"0196f1c2-7a8b-7cde-8f01-23456789abcd.3"')
-})
-
-const IfNoneMatchHeaders = Type.Object({
-  'If-None-Match': EntityTagsHeader('Answer 304 without a body when the item\'s current `ETag` is one of these (weak comparison), or for `*`', '"0196f1c2-7a8b-7cde-8f01-23456789abcd.3"')
-})
-
-const itemResponse = (description: string) => ({ description, headers: etag, content: json(Ref(ItemSchema)) })
+export const item = entityHeaders('item', '"0196f1c2-7a8b-7cde-8f01-23456789abcd.3"', { writable: true })
 
 export const createItem = {
   operationId: 'createItem',
@@ -138,7 +134,7 @@ export const createItem = {
   security: requires(['items:write']),
   body: Ref(ItemCreateSchema),
   response: {
-    201: { description: 'The new item', headers: { Location: { type: 'string', maxLength: 2000, description: 'The URL of the new item' }, ...etag }, content: json(Ref(ItemSchema)) },
+    201: item.created('The new item', ItemSchema),
     ...problems(403)
   }
 } as const
@@ -161,10 +157,10 @@ export const getItem = {
   summary: 'Get an item',
   description: 'One item, with its `ETag`. With `If-None-Match` naming the current version the answer is 304 without a body.',
   params: IdParamsSchema,
-  headers: IfNoneMatchHeaders,
+  headers: item.ifNoneMatch,
   response: {
-    200: itemResponse('The item'),
-    304: notModified('Not modified: the version named in `If-None-Match` is current', etag),
+    200: item.ok('The item', ItemSchema),
+    304: item.notModified(),
     ...problems(404)
   }
 } as const
@@ -177,9 +173,9 @@ export const replaceItem = {
     'With `If-Match`, the change happens only if that version is still current (412 otherwise).',
   security: requires(['items:write'], ['admin']),
   params: IdParamsSchema,
-  headers: IfMatchHeaders,
+  headers: item.ifMatch,
   body: Ref(ItemReplaceSchema),
-  response: { 200: itemResponse('The replaced item'), ...problems(403, 404, 409, 412) }
+  response: { 200: item.ok('The replaced item', ItemSchema), ...problems(403, 404, 409, 412) }
 } as const
 
 export const updateItem = {
@@ -191,10 +187,10 @@ export const updateItem = {
     'With `If-Match`, the change happens only if that version is still current (412 otherwise).',
   security: requires(['items:write'], ['admin']),
   params: IdParamsSchema,
-  headers: IfMatchHeaders,
+  headers: item.ifMatch,
   consumes: MERGE_PATCH_TYPES,
   body: Ref(ItemUpdateSchema),
-  response: { 200: itemResponse('The changed item'), ...problems(403, 404, 409, 412) }
+  response: { 200: item.ok('The changed item', ItemSchema), ...problems(403, 404, 409, 412) }
 } as const
 
 export const deleteItem = {
@@ -205,6 +201,35 @@ export const deleteItem = {
     'With `If-Match`, the deletion happens only if that version is still current (412 otherwise).',
   security: requires(['items:write'], ['admin']),
   params: IdParamsSchema,
-  headers: IfMatchHeaders,
-  response: { 204: { type: 'null', description: 'Deleted' }, ...problems(403, 404, 409, 412) }
+  headers: item.ifMatch,
+  response: { 204: noContent('Deleted'), ...problems(403, 404, 409, 412) }
+} as const
+
+export const uploadItemImage = {
+  operationId: 'uploadItemImage',
+  tags: ['items'],
+  summary: 'Set an item\'s image',
+  description: 'Stores the image and makes it the item\'s, replacing (and deleting) any previous one. ' +
+    'The item\'s owner (`items:write`) or an admin may do this; another user\'s item is 403. ' +
+    'This changes the item: its `version` goes up, and so its `ETag` changes; send the `ETag` you hold as `If-Match` to ' +
+    'refuse (412) overwriting another change. ' + errorsOfUploads,
+  security: requires(['items:write'], ['admin']),
+  params: IdParamsSchema,
+  headers: item.ifMatch,
+  body: uploadBody,
+  response: {
+    200: item.ok('The item, with its new `imageUrl` and `version`', ItemSchema),
+    ...problems(400, 403, 404, 412, 413, 415)
+  }
+} as const
+
+export const getItemImage = {
+  operationId: 'getItemImage',
+  tags: ['items'],
+  summary: 'Get an item\'s image',
+  description: 'The image bytes as uploaded, with the content type recognised from them. ' +
+    'Send the `ETag` back as `If-None-Match` to get 304 when it has not changed. 404 when the item does not exist or has no image.',
+  params: IdParamsSchema,
+  headers: image.ifNoneMatch,
+  response: { ...imageResponses('image'), ...problems(400, 404) }
 } as const

@@ -1,5 +1,6 @@
 import { Type, type Static } from '@sinclair/typebox'
-import { cacheControlHeader, DateTime, EntityTagsHeader, IdParamsSchema, notModified, Nullable, problemResponse, problems, Ref, requires, StrictObject, StringEnum, Uuid } from './common.js'
+import { DateTime, defineResource, IdParamsSchema, Nullable, problemResponse, problems, Ref, requires, StrictObject, StringEnum, Uuid } from './common.js'
+import { cacheControlHeader, entityHeaders } from './http.js'
 
 export const JOB_KINDS = ['items.import'] as const
 export const JOB_STATUSES = ['queued', 'running', 'succeeded', 'failed'] as const
@@ -81,9 +82,12 @@ export type Job = Static<typeof JobSchema>
 export type ImportResult = Static<typeof ImportResultSchema>
 export type ImportError = Static<typeof ImportErrorSchema>
 
-export const jobsComponents = [ImportErrorSchema, ImportResultSchema, JobSchema, ItemImportUploadSchema]
+export const jobsResource = defineResource({
+  tag: { name: 'jobs', description: 'Background jobs such as item imports' },
+  components: [ImportErrorSchema, ImportResultSchema, JobSchema, ItemImportUploadSchema]
+})
 
-const etag = { type: 'string', maxLength: 100, description: 'The strong entity tag of the job as it is now; send it as `If-None-Match`' } as const
+export const job = entityHeaders('job', '"0196f1c2-7a8b-7cde-8f01-23456789abcd.1746100800000"')
 const privateNoCache = cacheControlHeader('private, no-cache')
 
 export const importItems = {
@@ -104,14 +108,7 @@ export const importItems = {
     content: { 'multipart/form-data': { schema: Ref(ItemImportUploadSchema) } }
   },
   response: {
-    202: {
-      description: 'Accepted: the import is queued',
-      headers: {
-        Location: { type: 'string', maxLength: 2000, description: 'The URL of the job' },
-        ETag: etag
-      },
-      content: { 'application/json': { schema: Ref(JobSchema) } }
-    },
+    202: job.created('Accepted: the import is queued', JobSchema),
     ...problems(403),
     429: problemResponse(429, 'Too many requests, or too many imports of yours queued or running already: retry after `Retry-After` seconds', {
       type: 'urn:catalog-api:problem:too-many-imports',
@@ -131,12 +128,10 @@ export const getJob = {
     'someone else\'s job is 403. Send the `ETag` as `If-None-Match` to get 304 while nothing changed.',
   security: requires(['items:write'], ['admin']),
   params: IdParamsSchema,
-  headers: Type.Object({
-    'If-None-Match': EntityTagsHeader('Answer 304 without a body when the job\'s current `ETag` is one of these (weak comparison), or for `*`', '"kq3Z0a6l1hB2c7D9e0F4g8H5i1J"')
-  }),
+  headers: job.ifNoneMatch,
   response: {
-    200: { description: 'The job', headers: { ETag: etag, ...privateNoCache }, content: { 'application/json': { schema: Ref(JobSchema) } } },
-    304: notModified('Not modified: `If-None-Match` matches the current `ETag`', { ETag: etag, ...privateNoCache }),
+    200: job.ok('The job', JobSchema, privateNoCache),
+    304: job.notModified(privateNoCache),
     ...problems(403, 404)
   }
 } as const

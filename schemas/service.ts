@@ -1,5 +1,5 @@
 import { Type } from '@sinclair/typebox'
-import { problems, Ref, StrictObject } from './common.js'
+import { defineResource, problems, Ref, StrictObject } from './common.js'
 
 const Link = (description: string, example: string) => Type.String({ maxLength: 200, description, examples: [example] })
 
@@ -51,4 +51,7 @@ export const getReadiness = {
   response: { 200: Ref(HealthSchema, { description: 'Ready to serve' }), ...problems(503) }
 } as const
 
-export const serviceComponents = [LinkIndexSchema, HealthSchema]
+export const serviceResource = defineResource({
+  tag: { name: 'service', description: 'Health, metrics and the link index' },
+  components: [LinkIndexSchema, HealthSchema]
+})

@@ -1,5 +1,7 @@
 import { Type, type Static } from '@sinclair/typebox'
-import { cacheControlHeader, DateTime, Defaulted, Email, EntityTagsHeader, etagHeader, IdParamsSchema, json, notModified, Nullable, Page, pageResponse, PaginationQuery, problems, Ref, requires, StrictObject, StringEnum, Uuid } from './common.js'
+import { DateTime, Defaulted, defineResource, Email, IdParamsSchema, Nullable, Page, PaginationQuery, problems, Ref, requires, StrictObject, StringEnum, Uuid } from './common.js'
+import { errorsOfUploads, image, imageResponses, ImageUploadSchema, uploadBody } from './files.js'
+import { cacheControlHeader, entityHeaders, noContent, pageResponse } from './http.js'
 
 const FullName = Nullable(Type.String({ minLength: 1, maxLength: 200, description: 'Display name; null when not given', examples: ['Ada Lovelace'] }))
 const Password = (description: string) => Type.String({ minLength: 8, maxLength: 128, writeOnly: true, description: `${description}; 8 to 128 characters` })
@@ -88,18 +90,17 @@ export type UserUpdate = Static<typeof UserUpdateSchema>
 export type UserAdminUpdate = Static<typeof UserAdminUpdateSchema>
 export type UserListQuery = Static<typeof UserListQuerySchema>
 
-export const usersComponents = [UserSchema, UserCreateSchema, UserUpdateSchema, UserAdminUpdateSchema, PasswordChangeSchema, UserPageSchema]
-
-const location = { Location: { type: 'string', maxLength: 2000, description: 'The URL of the new user' } }
-const etag = etagHeader('Strong entity tag of this version of the account; send it in `If-None-Match`')
-const userResponse = (description: string) => ({ description, headers: etag, content: json(Ref(UserSchema)) })
-const privateNoStore = cacheControlHeader('private, no-store')
-const ownAccount = (description: string) => ({ description, headers: { ...etag, ...privateNoStore }, content: json(Ref(UserSchema)) })
-const notModifiedUser = notModified('Not modified: your `If-None-Match` holds the current `ETag`', etag)
-const IfNoneMatchHeaders = Type.Object({
-  'If-None-Match': EntityTagsHeader('Answer 304 without a body when the account\'s current `ETag` is one of these (weak comparison), or for `*`', '"0196f1c2-7a8b-7cde-8f01-23456789abcd.1746100800000"')
+export const usersResource = defineResource({
+  tag: { name: 'users', description: 'Accounts: sign-up, your own profile, and user administration' },
+  components: [UserSchema, UserCreateSchema, UserUpdateSchema, UserAdminUpdateSchema, PasswordChangeSchema, UserPageSchema, ImageUploadSchema],
+  scopes: {
+    profile: { description: 'Read and change your own account', byDefault: true },
+    admin: { description: 'User administration; any user\'s items', superuserOnly: true }
+  }
 })
-const noContent = (description: string) => ({ type: 'null', description } as const)
+
+export const account = entityHeaders('account', '"0196f1c2-7a8b-7cde-8f01-23456789abcd.1746100800000"')
+const privateNoStore = cacheControlHeader('private, no-store')
 
 export const createUser = {
   operationId: 'createUser',
@@ -109,7 +110,7 @@ export const createUser = {
     'in which case only a token with the `admin` scope may create users (403 otherwise).',
   body: Ref(UserCreateSchema),
   response: {
-    201: { description: 'The new user', headers: { ...location, ...etag }, content: json(Ref(UserSchema)) },
+    201: account.created('The new user', UserSchema),
     ...problems(403, 409)
   }
 } as const
@@ -120,8 +121,8 @@ export const getCurrentUser = {
   summary: 'Your account',
   description: 'The user the access token belongs to. Served with `Cache-Control: private, no-store`.',
   security: requires(['profile']),
-  headers: IfNoneMatchHeaders,
-  response: { 200: ownAccount('Your account'), 304: notModified('Not modified: your `If-None-Match` holds the current `ETag`', { ...etag, ...privateNoStore }), ...problems(403) }
+  headers: account.ifNoneMatch,
+  response: { 200: account.ok('Your account', UserSchema, privateNoStore), 304: account.notModified(privateNoStore), ...problems(403) }
 } as const
 
 export const updateCurrentUser = {
@@ -131,7 +132,7 @@ export const updateCurrentUser = {
   description: 'Changes your name or email. An email another account uses is 409.',
   security: requires(['profile']),
   body: Ref(UserUpdateSchema),
-  response: { 200: ownAccount('Your updated account'), ...problems(403, 409) }
+  response: { 200: account.ok('Your updated account', UserSchema, privateNoStore), ...problems(403, 409) }
 } as const
 
 export const changePassword = {
@@ -175,8 +176,8 @@ export const getUser = {
   description: 'Any user, by id.',
   security: requires(['admin']),
   params: IdParamsSchema,
-  headers: IfNoneMatchHeaders,
-  response: { 200: userResponse('The user'), 304: notModifiedUser, ...problems(403, 404) }
+  headers: account.ifNoneMatch,
+  response: { 200: account.ok('The user', UserSchema), 304: account.notModified(), ...problems(403, 404) }
 } as const
 
 export const updateUser = {
@@ -188,7 +189,7 @@ export const updateUser = {
   security: requires(['admin']),
   params: IdParamsSchema,
   body: Ref(UserAdminUpdateSchema),
-  response: { 200: userResponse('The updated user'), ...problems(403, 404, 409) }
+  response: { 200: account.ok('The updated user', UserSchema), ...problems(403, 404, 409) }
 } as const
 
 export const deleteUser = {
@@ -199,4 +200,28 @@ export const deleteUser = {
   security: requires(['admin']),
   params: IdParamsSchema,
   response: { 204: noContent('Deleted'), ...problems(403, 404, 409) }
+} as const
+
+export const uploadAvatar = {
+  operationId: 'uploadAvatar',
+  tags: ['users'],
+  summary: 'Set your avatar',
+  description: 'Stores the image as your avatar, replacing (and deleting) any previous one; your `avatarUrl` then points at it. ' + errorsOfUploads,
+  security: requires(['profile']),
+  body: uploadBody,
+  response: {
+    200: account.ok('Your account, with its `avatarUrl`', UserSchema),
+    ...problems(400, 403, 413, 415)
+  }
+} as const
+
+export const getUserAvatar = {
+  operationId: 'getUserAvatar',
+  tags: ['users'],
+  summary: 'Get a user\'s avatar',
+  description: 'The avatar bytes as uploaded, with the content type recognised from them (what `avatarUrl` points at). ' +
+    'Send the `ETag` back as `If-None-Match` to get 304 when it has not changed. 404 when the user does not exist or has no avatar.',
+  params: IdParamsSchema,
+  headers: image.ifNoneMatch,
+  response: { ...imageResponses('avatar'), ...problems(400, 404) }
 } as const

@@ -1,9 +1,9 @@
 import { Type, type Static, type TProperties } from '@sinclair/typebox'
-import { Ref, StrictObject } from './common.js'
+import { API_PREFIX, Ref, StrictObject } from './common.js'
 import { ErrorMessageSchema, EventIdSchema, EventMessageSchema, TopicListSchema } from './events.js'
 
 /** The path of the WebSocket channel. */
-export const WS_PATH = '/api/v1/ws'
+export const WS_PATH = `${API_PREFIX}/ws`
 /** The subprotocol a client offers, followed by its access token, to authenticate without a query parameter. */
 export const BEARER_PROTOCOL = 'bearer'
 /** Largest message a client may send; a bigger frame closes the connection with 1009. */

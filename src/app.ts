@@ -6,12 +6,11 @@ import { strictJsonParser } from './lib/json-body.js'
 import { AccessLog, loggerOptions, requestLogger, type LogStream } from './lib/logger.js'
 import { HttpProblem } from './lib/problem.js'
 import { schemaController } from './lib/validation.js'
-import authRoutes from './auth/routes.js'
+import { API_PREFIX, commonComponents } from '../schemas/common.js'
+import { Scopes } from './auth/scopes.js'
 import dashboard from './dashboard/routes.js'
-import files from './files/routes.js'
-import items from './items/routes.js'
 import jobQueue, { type JobsOptions } from './jobs/queue.js'
-import jobs from './jobs/routes.js'
+import { addComponents, registerResources } from './kit/resource.js'
 import auth from './plugins/auth.js'
 import db from './plugins/db.js'
 import docs from './plugins/docs.js'
@@ -22,9 +21,7 @@ import metrics, { metricsRoute } from './plugins/metrics.js'
 import rateLimit from './plugins/rate-limit.js'
 import realtime, { type RealtimeOptions } from './plugins/realtime.js'
 import security, { requestId } from './plugins/security.js'
-import realtimeRoutes from './realtime/routes.js'
-import service from './service/routes.js'
-import users from './users/routes.js'
+import { apiResources, serviceResources } from './resources.js'
 
 export interface AppOptions {
   database?: DatabaseOptions
@@ -66,25 +63,25 @@ export async function buildApp (config: Config, options: AppOptions = {}): Promi
   app.removeContentTypeParser('application/json')
   app.addContentTypeParser('application/json', { parseAs: 'buffer' }, strictJsonParser(app))
 
+  const contracts = [...apiResources, ...serviceResources].map((entry) => entry.contract)
+  const scopes = new Scopes(contracts)
+  // Every component at the root, so that any route may refer to any of them; the service's first, as its routes are.
+  addComponents(app, [...commonComponents, ...[...serviceResources, ...apiResources].flatMap((entry) => entry.contract.components)])
+
   await app.register(security, { config })
   await app.register(db, { config, options: options.database })
   await app.register(errors)
   await app.register(loadShedding, { options: options.loadShedding })
   await app.register(metrics)
-  await app.register(auth, { config })
+  await app.register(auth, { config, scopes })
   await app.register(rateLimit, { config })
   await app.register(idempotency)
   await app.register(jobQueue, { options: options.jobs })
-  await app.register(docs)
+  await app.register(docs, { contracts, scopes })
   await app.register(realtime, { config, options: options.realtime })
   await app.register(metricsRoute)
-  await app.register(service)
-  await app.register(authRoutes, { config })
-  await app.register(users, { config })
-  await app.register(items)
-  await app.register(jobs, { config })
-  await app.register(files, { config })
-  await app.register(realtimeRoutes, { config })
+  await registerResources(app, serviceResources, '', config)
+  await registerResources(app, apiResources, API_PREFIX, config)
   await app.register(dashboard)
   return app
 }

@@ -2,10 +2,10 @@ import formbody from '@fastify/formbody'
 import type { FastifyPluginAsyncTypebox } from '@fastify/type-provider-typebox'
 import type { FastifyError, FastifyReply, FastifyRequest } from 'fastify'
 import {
-  authComponents, createToken, revokeToken, type OAuthErrorCode, type PasswordGrant, type RefreshTokenGrant, type RevokeRequest, type TokenRequest, type TokenResponse
+  createToken, revokeToken, type OAuthErrorCode, type PasswordGrant, type RefreshTokenGrant, type RevokeRequest, type TokenRequest, type TokenResponse
 } from '../../schemas/auth.js'
 import type { ValidationIssue } from '../../schemas/common.js'
-import type { Config } from '../config.js'
+import type { ResourceOptions } from '../kit/resource.js'
 import { HttpProblem } from '../lib/problem.js'
 import { validationIssues } from '../plugins/errors.js'
 import { clientIp } from '../plugins/rate-limit.js'
@@ -13,7 +13,6 @@ import { findCredentialsByEmail } from '../users/repository.js'
 import { OAuthFailure } from './oauth-failure.js'
 import { verifyPassword } from './passwords.js'
 import * as sessions from './repository.js'
-import { ALL_SCOPES, DEFAULT_SCOPES, formatScopes, grantScopes, readScopes, requestedScopes } from './scopes.js'
 
 const CLEANUP_INTERVAL_MS = 60 * 60 * 1000
 const NO_STORE = { 'cache-control': 'no-store', pragma: 'no-cache' }
@@ -53,8 +52,7 @@ function loginName (request: FastifyRequest): string | undefined {
 }
 
 /** OAuth2 token and revocation endpoints, and the periodic removal of ended logins. */
-const auth: FastifyPluginAsyncTypebox<{ config: Config }> = async (app, { config }) => {
-  for (const schema of authComponents) app.addSchema(schema)
+const auth: FastifyPluginAsyncTypebox<ResourceOptions> = async (app, { config }) => {
   // Forms are parsed only here: every other route keeps answering 415 to them.
   await app.register(formbody)
 
@@ -79,12 +77,12 @@ const auth: FastifyPluginAsyncTypebox<{ config: Config }> = async (app, { config
 
   async function passwordGrant (body: PasswordGrant): Promise<TokenResponse> {
     // Unknown scope names are refused before the password is checked: that reveals nothing about the account.
-    const requested = requestedScopes(body.scope)
+    const requested = app.scopes.requested(body.scope)
     const user = await findCredentialsByEmail(app.db, body.username)
     const valid = await verifyPassword(user?.passwordHash, body.password)
     if (user === undefined || !valid) throw new OAuthFailure('invalid_grant', 'The username or password is incorrect')
     if (!user.isActive) throw new OAuthFailure('invalid_grant', 'The account is disabled')
-    const scope = formatScopes(grantScopes(requested, DEFAULT_SCOPES, ALL_SCOPES, user.isSuperuser))
+    const scope = app.scopes.format(app.scopes.grant(requested, user.isSuperuser))
     const refreshToken = sessions.newRefreshToken()
     const sessionId = await app.db.transaction(async (tx) => {
       const expiresAt = refreshLifetime()
@@ -97,7 +95,7 @@ const auth: FastifyPluginAsyncTypebox<{ config: Config }> = async (app, { config
 
   async function refreshGrant (request: FastifyRequest, body: RefreshTokenGrant): Promise<TokenResponse> {
     const tokenHash = sessions.hashRefreshToken(body.refresh_token)
-    const requested = requestedScopes(body.scope)
+    const requested = app.scopes.requested(body.scope)
     const now = new Date()
     const outcome = await app.db.transaction(async (tx) => {
       const sessionId = await sessions.consumeRefreshToken(tx, tokenHash, now)
@@ -113,7 +111,7 @@ const auth: FastifyPluginAsyncTypebox<{ config: Config }> = async (app, { config
       const session = await sessions.findLiveSession(tx, sessionId, now)
       if (session === undefined) return {}
       // Never wider than the login's original grant (RFC 6749 §6); admin only while still a superuser.
-      const scope = formatScopes(grantScopes(requested, readScopes(session.scope), readScopes(session.scope), session.isSuperuser))
+      const scope = app.scopes.format(app.scopes.grant(requested, session.isSuperuser, app.scopes.read(session.scope)))
       if (scope !== session.scope) await sessions.narrowSessionScope(tx, session.id, scope)
       const token = sessions.newRefreshToken()
       await sessions.addRefreshToken(tx, session.id, token, refreshLifetime())
@@ -126,14 +124,14 @@ const auth: FastifyPluginAsyncTypebox<{ config: Config }> = async (app, { config
     return tokenResponse(outcome.session.userId, outcome.session.id, outcome.scope, outcome.token)
   }
 
-  app.post('/api/v1/auth/token', { schema: createToken, config: { bearer: false }, preValidation: limit, errorHandler: oauthErrorHandler }, async (request, reply) => {
+  app.post('/auth/token', { schema: createToken, config: { bearer: false }, preValidation: limit, errorHandler: oauthErrorHandler }, async (request, reply) => {
     // Bodies documented per media type are not inferred by the type provider; the schema validated this shape.
     const body = request.body as TokenRequest
     const tokens = body.grant_type === 'password' ? await passwordGrant(body) : await refreshGrant(request, body)
     return reply.headers(NO_STORE).send(tokens)
   })
 
-  app.post('/api/v1/auth/revoke', { schema: revokeToken, config: { bearer: false }, errorHandler: oauthErrorHandler }, async (request, reply) => {
+  app.post('/auth/revoke', { schema: revokeToken, config: { bearer: false }, errorHandler: oauthErrorHandler }, async (request, reply) => {
     const { token } = request.body as RevokeRequest
     const refresh = await sessions.findRefreshToken(app.db, sessions.hashRefreshToken(token))
     if (refresh !== undefined) {

@@ -1,11 +1,15 @@
 import { and, eq, gte, lte, sql, type SQL } from 'drizzle-orm'
 import { v7 as uuidv7 } from 'uuid'
+import { API_PREFIX } from '../../schemas/common.js'
 import type { Item, ItemCreate, ItemReplace } from '../../schemas/items.js'
 import type { Executor } from '../db/client.js'
 import { files, items } from '../db/schema.js'
 import { preparedSelect } from '../db/statements.js'
+import { entityTag } from '../kit/responses.js'
 import { pageQuery, paginate, sortParser, type CursorCodec, type KeysetPage, type PageRequest, type SortKey } from '../lib/pagination.js'
 import { emit, emitting, newEvent, withEvents, type NewEvent } from '../realtime/outbox.js'
+import { deleteFile, insertFile, servedColumns, type KnownTags, type StoredFile } from '../storage/files.js'
+import type { Image } from '../storage/images.js'
 
 export type ItemRow = Omit<typeof items.$inferSelect, 'search'>
 
@@ -23,7 +27,7 @@ export const itemColumns = {
   updatedAt: items.updatedAt
 }
 
-export const itemUrl = (id: string) => `/api/v1/items/${id}`
+export const itemUrl = (id: string) => `${API_PREFIX}/items/${id}`
 
 /** The API view of a row. `numeric` arrives as a string ("19.99"), which reads back as the exact JSON number. */
 export const toItem = (row: ItemRow): Item => ({
@@ -39,8 +43,7 @@ export const toItem = (row: ItemRow): Item => ({
   updatedAt: row.updatedAt
 })
 
-/** A strong ETag from the version: it changes with every write. */
-export const itemEtag = (row: Pick<ItemRow, 'id' | 'version'>) => `"${row.id}.${row.version}"`
+export const itemEtag = (row: Pick<ItemRow, 'id' | 'version'>) => entityTag(row.id, row.version)
 
 /** Money to the exact decimal text Postgres stores (prices are validated to at most 2 decimals). */
 const priceText = (price: number) => price.toFixed(2)
@@ -121,10 +124,40 @@ export async function deleteItemAtVersion (db: Executor, id: string, version: nu
   return await db.transaction(async (tx) => {
     const [deleted] = await tx.delete(items).where(and(eq(items.id, id), eq(items.version, version))).returning({ imageFileId: items.imageFileId })
     if (deleted === undefined) return false
-    if (deleted.imageFileId !== null) await tx.delete(files).where(eq(files.id, deleted.imageFileId))
+    if (deleted.imageFileId !== null) await deleteFile(tx, deleted.imageFileId)
     await emit(tx, itemDeleted(id))
     return true
   })
+}
+
+/**
+ * Makes `image` the item's image if the item is still at `version`, deleting the image it replaces: a write to the
+ * item, so its version goes up. The file belongs to the item's owner (an admin may upload it), so deleting the owner
+ * deletes it too. Undefined, storing nothing, when the item changed or went away since it was read.
+ */
+export async function setItemImageAtVersion (db: Executor, item: Pick<ItemRow, 'id' | 'version' | 'ownerId'>, image: Image): Promise<ItemRow | undefined> {
+  return await db.transaction(async (tx) => {
+    // Locked at the version it was read at, so no other write slips in before this one.
+    const [current] = await tx.select({ imageFileId: items.imageFileId }).from(items)
+      .where(and(eq(items.id, item.id), eq(items.version, item.version))).for('update')
+    if (current === undefined) return undefined
+    const fileId = await insertFile(tx, item.ownerId, image)
+    const [row] = await tx.update(items)
+      .set({ imageFileId: fileId, version: sql`${items.version} + 1`, updatedAt: new Date().toISOString() })
+      .where(eq(items.id, item.id))
+      .returning(itemColumns)
+    if (current.imageFileId !== null) await deleteFile(tx, current.imageFileId)
+    if (row !== undefined) await emit(tx, itemChanged('item.updated', row))
+    return row
+  })
+}
+
+/** The image of an item; undefined when the item does not exist or has none. */
+export async function findItemImage (db: Executor, itemId: string, known: KnownTags): Promise<StoredFile | undefined> {
+  const [row] = await db.select(servedColumns(known)).from(items)
+    .innerJoin(files, eq(files.id, items.imageFileId))
+    .where(eq(items.id, itemId))
+  return row
 }
 
 /** Deletes every item of a user, with their `item.deleted` events: deleting the user would take them silently. */

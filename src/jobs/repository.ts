@@ -2,15 +2,17 @@ import { createHash } from 'node:crypto'
 import { and, count, eq, inArray, sql } from 'drizzle-orm'
 import { v7 as uuidv7 } from 'uuid'
 import { userTopic } from '../../schemas/events.js'
+import { API_PREFIX } from '../../schemas/common.js'
 import type { ImportResult, Job, JobStatus } from '../../schemas/jobs.js'
 import type { Executor } from '../db/client.js'
-import { insertFile } from '../files/repository.js'
 import { files, jobs, users } from '../db/schema.js'
+import { entityTag } from '../kit/responses.js'
 import { emit, newEvent, type NewEvent } from '../realtime/outbox.js'
+import { insertFile } from '../storage/files.js'
 
 export type JobRow = typeof jobs.$inferSelect
 
-export const jobUrl = (id: string) => `/api/v1/jobs/${id}`
+export const jobUrl = (id: string) => `${API_PREFIX}/jobs/${id}`
 
 /** The formats an import reads, by the content type its file is stored under. */
 export type ImportFormat = 'text/csv' | 'application/x-ndjson'
@@ -30,8 +32,8 @@ export const toJob = (row: JobRow): Job => ({
 /** A job's events are its creator's, on their private topic. */
 const jobUpdated = (row: JobRow): NewEvent => newEvent('job.updated', userTopic(row.ownerId), toJob(row))
 
-/** A strong ETag: the hash of the representation, so it changes with every visible change. */
-export const jobEtag = (job: Job) => `"${createHash('sha256').update(JSON.stringify(job)).digest('base64url').slice(0, 27)}"`
+/** A job changes many times a second while it runs: its version is the hash of its representation, which changes with every visible change. */
+export const jobEtag = (job: Job) => entityTag(job.id, createHash('sha256').update(JSON.stringify(job)).digest('base64url').slice(0, 27))
 
 export interface NewUpload {
   ownerId: string

@@ -4,10 +4,10 @@ import { join } from 'node:path'
 import jwt from '@fastify/jwt'
 import type { FastifyBaseLogger, FastifyInstance, FastifyRequest, onRequestHookHandler } from 'fastify'
 import fp from 'fastify-plugin'
-import { OAUTH2_SCHEME, type Scope } from '../../schemas/common.js'
+import { OAUTH2_SCHEME } from '../../schemas/common.js'
 import { findLiveSession, loginsChanged } from '../auth/repository.js'
 import { SessionCache } from '../auth/session-cache.js'
-import { formatScopes, readScopes } from '../auth/scopes.js'
+import type { Scopes } from '../auth/scopes.js'
 import type { Config } from '../config.js'
 import { challenge, forbidden, HttpProblem, invalidToken, unauthorized } from '../lib/problem.js'
 
@@ -15,7 +15,7 @@ import { challenge, forbidden, HttpProblem, invalidToken, unauthorized } from '.
 export interface Principal {
   id: string
   sessionId: string
-  scopes: Scope[]
+  scopes: string[]
   isSuperuser: boolean
   /** When the access token expires (ms since the epoch): long-lived connections end then. */
   expiresAt: number
@@ -55,6 +55,8 @@ declare module 'fastify' {
     issueAccessToken (claims: AccessTokenClaims): string
     /** A 32-byte key for `purpose`, derived from the token secret (shared by every instance). */
     deriveKey (purpose: string): Buffer
+    /** The scopes the registered resources declare. */
+    scopes: Scopes
   }
 }
 
@@ -102,12 +104,12 @@ function readClaims (payload: unknown): AccessTokenClaims & { exp: number } | un
 }
 
 /** The scope alternatives a route documents in `schema.security` (from `requires()`); none means public. */
-function requiredScopes (schema: unknown): Scope[][] {
+function requiredScopes (schema: unknown): string[][] {
   const security = (schema as { security?: unknown } | undefined)?.security
   if (!Array.isArray(security)) return []
   // An empty alternative (`{}`) lets anonymous callers in: the route checks what a token, if any, may see.
   if ((security as object[]).some((alternative) => Object.keys(alternative).length === 0)) return []
-  return (security as Array<Partial<Record<string, Scope[]>>>).flatMap((alternative) => {
+  return (security as Array<Partial<Record<string, string[]>>>).flatMap((alternative) => {
     const scopes = alternative[OAUTH2_SCHEME]
     return scopes === undefined ? [] : [scopes]
   })
@@ -123,7 +125,7 @@ export function currentPrincipal (request: FastifyRequest): Principal {
  * Bearer JWT authentication for every route, and scope checks derived from each route's documented
  * `schema.security`, so the OpenAPI document and the enforcement cannot drift apart.
  */
-export default fp(async function auth (app: FastifyInstance, { config }: { config: Config }) {
+export default fp(async function auth (app: FastifyInstance, { config, scopes: declared }: { config: Config, scopes: Scopes }) {
   const secret = await tokenSecret(config, app.log)
   await app.register(jwt, {
     secret,
@@ -146,6 +148,7 @@ export default fp(async function auth (app: FastifyInstance, { config }: { confi
     }
   })
 
+  app.decorate('scopes', declared)
   const sessions = new SessionCache({ ttlMs: SESSION_CACHE_TTL_MS, max: SESSION_CACHE_MAX })
   const ignoreLoginChanges = loginsChanged.listen(app.db, (change) => { sessions.forget(change) })
   app.addHook('onClose', async () => { ignoreLoginChanges() })
@@ -167,7 +170,7 @@ export default fp(async function auth (app: FastifyInstance, { config }: { confi
     const session = await sessions.find(claims.sid, claims.sub, now, () => findLiveSession(app.db, claims.sid, new Date(now), claims.sub))
     if (session === undefined) throw invalidToken('The login of this access token has ended')
     // A superuser demoted since the token was issued loses `admin` at once.
-    const scopes = readScopes(claims.scope).filter((scope) => scope !== 'admin' || session.isSuperuser)
+    const scopes = declared.read(claims.scope).filter((scope) => declared.holds(scope, session.isSuperuser))
     return { id: session.userId, sessionId: session.id, scopes, isSuperuser: session.isSuperuser, expiresAt: claims.exp * 1000 }
   })
 
@@ -203,6 +206,8 @@ export default fp(async function auth (app: FastifyInstance, { config }: { confi
   app.addHook('onRoute', (route) => {
     if (route.config?.bearer === false) return
     const alternatives = requiredScopes(route.schema)
+    const undeclared = alternatives.flat().find((scope) => !declared.has(scope))
+    if (undeclared !== undefined) throw new Error(`${route.method.toString()} ${route.url} requires the scope ${undeclared}, which no resource declares`)
     const existing = route.onRequest === undefined ? [] : [route.onRequest].flat()
     if (alternatives.length === 0) {
       route.onRequest = [refuseInvalidBearer, ...existing]
@@ -214,8 +219,8 @@ export default fp(async function auth (app: FastifyInstance, { config }: { confi
         done()
         return
       }
-      const needed = formatScopes(alternatives[0] ?? [])
-      throw forbidden(`This operation needs the scope ${alternatives.map((scopes) => formatScopes(scopes)).join(' or ')}`, {
+      const needed = declared.format(alternatives[0] ?? [])
+      throw forbidden(`This operation needs the scope ${alternatives.map((scopes) => declared.format(scopes)).join(' or ')}`, {
         code: 'insufficient-scope',
         headers: { 'www-authenticate': challenge({ error: 'insufficient_scope', scope: needed }) }
       })

@@ -2,20 +2,13 @@ import swagger from '@fastify/swagger'
 import swaggerUi from '@fastify/swagger-ui'
 import type { FastifyInstance, FastifySchema } from 'fastify'
 import fp from 'fastify-plugin'
-import { BEARER_SCHEME, commonComponents, OAUTH2_SCHEME, problemResponse, SCOPES } from '../../schemas/common.js'
+import { API_PREFIX, BEARER_SCHEME, OAUTH2_SCHEME, problemResponse, type ResourceContract } from '../../schemas/common.js'
+import type { Scopes } from '../auth/scopes.js'
 import { published } from '../lib/validation.js'
 import { packageInfo } from '../paths.js'
+import { asyncApiDocument } from '../realtime/asyncapi.js'
 
-const TOKEN_URL = '/api/v1/auth/token'
-
-const TAGS = [
-  { name: 'auth', description: 'OAuth2 password flow: tokens, refresh and revocation' },
-  { name: 'users', description: 'Accounts: sign-up, your own profile, and user administration' },
-  { name: 'items', description: 'The catalog: items, their images, search and imports' },
-  { name: 'jobs', description: 'Background jobs such as item imports' },
-  { name: 'events', description: 'Live events as Server-Sent Events; the WebSocket channel at `/api/v1/ws` is described in [/asyncapi.json](/asyncapi.json)' },
-  { name: 'service', description: 'Health, metrics and the link index' }
-]
+const TOKEN_URL = `${API_PREFIX}/auth/token`
 
 type DocumentedResponse = Record<string, unknown> & { headers?: Record<string, unknown> }
 type DocumentedSchema = FastifySchema & { hide?: boolean, security?: unknown[], response?: Record<string, DocumentedResponse> }
@@ -118,10 +111,17 @@ function addSharedResponses (schema: DocumentedSchema, traits: RouteTraits): voi
   schema.response = response
 }
 
-/** OpenAPI document, Swagger UI at /docs, and the document itself at /openapi.json and /openapi.yaml. */
-export default fp(async function docs (app: FastifyInstance) {
-  for (const schema of commonComponents) app.addSchema(schema)
+export interface DocsOptions {
+  /** The registered resources' contracts, in the order their tags are listed. */
+  contracts: ResourceContract[]
+  scopes: Scopes
+}
 
+/**
+ * The OpenAPI document, Swagger UI at /docs, and the documents themselves: /openapi.json, /openapi.yaml, and the
+ * live channel's /asyncapi.json.
+ */
+export default fp(async function docs (app: FastifyInstance, { contracts, scopes }: DocsOptions) {
   app.addHook('onRoute', (route) => {
     const schema = route.schema as DocumentedSchema | undefined
     if (schema === undefined || schema.hide === true) return
@@ -146,13 +146,13 @@ export default fp(async function docs (app: FastifyInstance) {
         contact: packageInfo.author
       },
       servers: [{ url: '/', description: 'This server' }],
-      tags: TAGS,
+      tags: contracts.map((contract) => contract.tag),
       components: {
         securitySchemes: {
           [OAUTH2_SCHEME]: {
             type: 'oauth2',
             description: 'Bearer access tokens from the OAuth2 password grant',
-            flows: { password: { tokenUrl: TOKEN_URL, refreshUrl: TOKEN_URL, scopes: { ...SCOPES } } }
+            flows: { password: { tokenUrl: TOKEN_URL, refreshUrl: TOKEN_URL, scopes: scopes.descriptions() } }
           },
           [BEARER_SCHEME]: {
             type: 'http',
@@ -183,4 +183,6 @@ export default fp(async function docs (app: FastifyInstance) {
   const hidden = { schema: { hide: true }, config: { rateLimit: false } }
   app.get('/openapi.json', hidden, async (_request, reply) => reply.type('application/json').send(app.swagger()))
   app.get('/openapi.yaml', hidden, async (_request, reply) => reply.type('application/yaml').send(app.swagger({ yaml: true })))
+  const asyncapi = JSON.stringify(asyncApiDocument())
+  app.get('/asyncapi.json', hidden, async (_request, reply) => reply.type('application/json').send(asyncapi))
 }, { name: 'docs', dependencies: ['errors'] })

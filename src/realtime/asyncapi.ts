@@ -1,4 +1,5 @@
 import type { TSchema } from '@sinclair/typebox'
+import { API_PREFIX } from '../../schemas/common.js'
 import { ErrorMessageSchema, EventMessageSchemas, eventsComponents } from '../../schemas/events.js'
 import {
   BEARER_PROTOCOL, EchoMessageSchema, MAX_MESSAGE_BYTES, PingMessageSchema, PongMessageSchema, SubscribedMessageSchema, SubscribeMessageSchema,
@@ -120,7 +121,7 @@ export function asyncApiDocument (): Json {
         bindings: { ws: { method: 'GET', query: component(WsQuerySchema), bindingVersion: '0.1.0' } }
       },
       events: {
-        address: '/api/v1/events',
+        address: `${API_PREFIX}/events`,
         title: 'Live events (Server-Sent Events)',
         description: 'A `text/event-stream` of the topics named by `?topics=`, for clients that cannot keep a WebSocket.',
         servers: [{ $ref: '#/servers/http' }],

@@ -1,11 +1,9 @@
 import type { FastifyPluginAsyncTypebox } from '@fastify/type-provider-typebox'
 import type { FastifyRequest } from 'fastify'
-import { eventsComponents, streamEvents } from '../../schemas/events.js'
+import { streamEvents } from '../../schemas/events.js'
 import { BEARER_PROTOCOL, connectWebSocket, WS_PATH } from '../../schemas/ws.js'
-import type { Config } from '../config.js'
+import type { ResourceOptions } from '../kit/resource.js'
 import { forbidden, HttpProblem } from '../lib/problem.js'
-import { addMissingSchemas } from '../lib/schemas.js'
-import { asyncApiDocument } from './asyncapi.js'
 import { forbiddenTopics, messageParser } from './messages.js'
 import { SseClient } from './sse.js'
 import { WebSocketClient } from './websocket.js'
@@ -24,15 +22,10 @@ function queryToken (request: FastifyRequest): string | undefined {
 }
 
 /** The WebSocket channel and its Server-Sent Events twin. */
-const realtimeRoutes: FastifyPluginAsyncTypebox<{ config: Config }> = async (app, { config }) => {
-  addMissingSchemas(app, eventsComponents)
+const realtimeRoutes: FastifyPluginAsyncTypebox<ResourceOptions> = async (app, { config }) => {
   const { realtime } = app
   const allowedOrigins = new Set(config.CORS_ORIGINS)
   const parse = messageParser()
-  const asyncapi = JSON.stringify(asyncApiDocument())
-
-  app.get('/asyncapi.json', { schema: { hide: true }, config: { rateLimit: false } }, async (_request, reply) =>
-    reply.type('application/json').send(asyncapi))
 
   /**
    * Clients that cannot send an `Authorization` header (browsers' WebSocket and EventSource) pass their token as
@@ -54,7 +47,7 @@ const realtimeRoutes: FastifyPluginAsyncTypebox<{ config: Config }> = async (app
 
   app.route({
     method: 'GET',
-    url: WS_PATH,
+    url: '/ws',
     schema: connectWebSocket,
     onRequest: [checkOrigin, authenticateConnection],
     handler: async () => {
@@ -76,7 +69,7 @@ const realtimeRoutes: FastifyPluginAsyncTypebox<{ config: Config }> = async (app
     }
   })
 
-  app.get('/api/v1/events', { schema: streamEvents, onRequest: authenticateConnection }, async (request, reply) => {
+  app.get('/events', { schema: streamEvents, onRequest: authenticateConnection }, async (request, reply) => {
     const topics = [...new Set(request.query.topics.split(','))]
     const refused = forbiddenTopics(request.user, topics)
     if (refused !== undefined) throw forbidden(refused, { code: 'forbidden-topic' })

@@ -1,13 +1,12 @@
 import type { FastifyPluginAsyncTypebox } from '@fastify/type-provider-typebox'
-import { getIndex, getLiveness, getReadiness, serviceComponents } from '../../schemas/service.js'
+import { API_PREFIX } from '../../schemas/common.js'
+import { getIndex, getLiveness, getReadiness } from '../../schemas/service.js'
 import { serviceUnavailable } from '../lib/problem.js'
 import { packageInfo } from '../paths.js'
 
 const unlimited = { rateLimit: false }
 
 const service: FastifyPluginAsyncTypebox = async (app) => {
-  for (const schema of serviceComponents) app.addSchema(schema)
-
   app.get('/', { schema: getIndex }, async () => ({
     name: packageInfo.name,
     version: packageInfo.version,
@@ -19,12 +18,12 @@ const service: FastifyPluginAsyncTypebox = async (app) => {
       dashboard: '/dashboard',
       health: '/health/ready',
       metrics: '/metrics',
-      token: '/api/v1/auth/token',
-      users: '/api/v1/users',
-      items: '/api/v1/items',
-      me: '/api/v1/users/me',
-      websocket: '/api/v1/ws',
-      events: '/api/v1/events'
+      token: `${API_PREFIX}/auth/token`,
+      users: `${API_PREFIX}/users`,
+      items: `${API_PREFIX}/items`,
+      me: `${API_PREFIX}/users/me`,
+      websocket: `${API_PREFIX}/ws`,
+      events: `${API_PREFIX}/events`
     }
   }))
 

@@ -1,12 +1,16 @@
 import { and, eq, sql, type SQL } from 'drizzle-orm'
 import { v7 as uuidv7 } from 'uuid'
+import { API_PREFIX } from '../../schemas/common.js'
 import type { User } from '../../schemas/users.js'
 import { loginsChanged } from '../auth/repository.js'
 import type { Executor } from '../db/client.js'
-import { users } from '../db/schema.js'
+import { files, users } from '../db/schema.js'
+import { entityTag } from '../kit/responses.js'
 import { sqlState } from '../lib/logger.js'
 import { pageQuery, paginate, sortParser, type CursorCodec, type KeysetPage } from '../lib/pagination.js'
 import { conflict } from '../lib/problem.js'
+import { deleteFile, insertFile, servedColumns, type KnownTags, type StoredFile } from '../storage/files.js'
+import type { Image } from '../storage/images.js'
 
 /** Every column but the password hash, which only the login and password checks read. */
 const publicColumns = {
@@ -53,19 +57,21 @@ export interface UserFilters {
   email?: string | undefined
 }
 
+export const userUrl = (id: string) => `${API_PREFIX}/users/${id}`
+
 export const toUser = (row: UserRow): User => ({
   id: row.id,
   email: row.email,
   fullName: row.fullName,
   isActive: row.isActive,
   isSuperuser: row.isSuperuser,
-  avatarUrl: row.avatarFileId === null ? null : `/api/v1/users/${row.id}/avatar`,
+  avatarUrl: row.avatarFileId === null ? null : `${userUrl(row.id)}/avatar`,
   createdAt: row.createdAt.toISOString(),
   updatedAt: row.updatedAt.toISOString()
 })
 
-/** A strong ETag from the last change: every write sets `updatedAt`, at millisecond precision. */
-export const userEtag = (row: Pick<UserRow, 'id' | 'updatedAt'>) => `"${row.id}.${row.updatedAt.getTime()}"`
+/** Every write sets `updatedAt`, at millisecond precision: it is the account's version. */
+export const userEtag = (row: Pick<UserRow, 'id' | 'updatedAt'>) => entityTag(row.id, row.updatedAt.getTime())
 
 const sameEmail = (email: string) => eq(sql`lower(${users.email})`, email.toLowerCase())
 
@@ -173,4 +179,24 @@ export async function listUsers (
     const { after, orderBy, limit } = pageQuery(keys, fromCursor)
     return await db.select(publicColumns).from(users).where(and(...conditions, after)).orderBy(...orderBy).limit(limit).prepare('').execute(values)
   })
+}
+
+/** Makes `image` the user's avatar, deleting the one it replaces. Undefined when the user no longer exists. */
+export async function setAvatar (db: Executor, userId: string, image: Image): Promise<UserRow | undefined> {
+  return await db.transaction(async (tx) => {
+    const [current] = await tx.select({ avatarFileId: users.avatarFileId }).from(users).where(eq(users.id, userId)).for('update')
+    if (current === undefined) return undefined
+    const avatarFileId = await insertFile(tx, userId, image)
+    const row = await updateUser(tx, userId, { avatarFileId })
+    if (current.avatarFileId !== null) await deleteFile(tx, current.avatarFileId)
+    return row
+  })
+}
+
+/** The avatar of a user; undefined when the user does not exist or has none. */
+export async function findAvatar (db: Executor, userId: string, known: KnownTags): Promise<StoredFile | undefined> {
+  const [row] = await db.select(servedColumns(known)).from(users)
+    .innerJoin(files, eq(files.id, users.avatarFileId))
+    .where(eq(users.id, userId))
+  return row
 }

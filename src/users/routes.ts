@@ -1,22 +1,22 @@
 import type { FastifyPluginAsyncTypebox } from '@fastify/type-provider-typebox'
 import type { FastifyReply, FastifyRequest } from 'fastify'
 import {
-  changePassword, createUser, deleteCurrentUser, deleteUser, getCurrentUser, getUser, listUsers,
-  updateCurrentUser, updateUser, usersComponents, type UserAdminUpdate
+  changePassword, createUser, deleteCurrentUser, deleteUser, getCurrentUser, getUser, getUserAvatar, listUsers,
+  updateCurrentUser, updateUser, uploadAvatar, type UserAdminUpdate
 } from '../../schemas/users.js'
 import { hashPassword, verifyPassword } from '../auth/passwords.js'
 import { revokeUserSessions } from '../auth/repository.js'
-import type { Config } from '../config.js'
 import type { Executor } from '../db/client.js'
 import { deleteItemsOf } from '../items/repository.js'
-import { ifNoneMatchFails } from '../lib/conditional.js'
-import { CursorCodec, nextLink } from '../lib/pagination.js'
+import type { ResourceOptions } from '../kit/resource.js'
+import { sendCreated, sendEntity, sendPage } from '../kit/responses.js'
+import { uploadRoutes } from '../kit/scopes.js'
+import { CursorCodec } from '../lib/pagination.js'
 import { accountGone, badRequest, conflict, forbidden, notFound } from '../lib/problem.js'
 import { currentPrincipal } from '../plugins/auth.js'
+import { knownTags, readImageUpload, sendImage } from '../storage/images.js'
 import { ensureFirstSuperuser } from './first-superuser.js'
 import * as repository from './repository.js'
-
-const userUrl = (id: string) => `/api/v1/users/${id}`
 
 /**
  * Changes a user inside a transaction. When the change could leave no active superuser (deleting,
@@ -48,32 +48,26 @@ async function deleteAccount (tx: Executor, id: string): Promise<void> {
   await repository.deleteUserById(tx, id)
 }
 
-/** A user with its `ETag`; a GET whose `If-None-Match` holds it is answered 304. */
-function sendUser (request: FastifyRequest, reply: FastifyReply, row: repository.UserRow) {
-  const etag = repository.userEtag(row)
-  reply.header('etag', etag)
-  if (request.method === 'GET' && ifNoneMatchFails(request.headers['if-none-match'], etag)) return reply.code(304).send()
-  return reply.send(repository.toUser(row))
-}
+const sendUser = (request: FastifyRequest, reply: FastifyReply, row: repository.UserRow) =>
+  sendEntity(request, reply, repository.userEtag(row), repository.toUser(row))
 
 /** Sign-up, your own account, and user administration. */
-const users: FastifyPluginAsyncTypebox<{ config: Config }> = async (app, { config }) => {
-  for (const schema of usersComponents) app.addSchema(schema)
+const users: FastifyPluginAsyncTypebox<ResourceOptions> = async (app, { config }) => {
   // On ready rather than now, so a refusal fails `ready()`/`listen()` and the caller can still close the app.
   app.addHook('onReady', () => ensureFirstSuperuser(app.db, config, app.log))
   const cursors = new CursorCodec(app.deriveKey('cursor'))
 
-  app.post('/api/v1/users', { schema: createUser }, async (request, reply) => {
+  app.post('/users', { schema: createUser }, async (request, reply) => {
     if (!config.ALLOW_SIGNUP && request.user?.scopes.includes('admin') !== true) {
       throw forbidden('Sign-up is closed: only an administrator may create users', { code: 'signup-closed' })
     }
     const { email, password, fullName } = request.body
     const passwordHash = await hashPassword(password)
     const row = await repository.withUniqueEmail(() => repository.insertUser(app.db, { email, passwordHash, fullName }))
-    return reply.code(201).header('location', userUrl(row.id)).header('etag', repository.userEtag(row)).send(repository.toUser(row))
+    return sendCreated(reply, repository.userUrl(row.id), repository.userEtag(row), repository.toUser(row))
   })
 
-  app.get('/api/v1/users/me', { schema: getCurrentUser }, async (request, reply) => {
+  app.get('/users/me', { schema: getCurrentUser }, async (request, reply) => {
     const row = await repository.findUserById(app.db, currentPrincipal(request).id)
     // The token was checked against an existing user moments ago; it may have been deleted since.
     if (row === undefined) throw accountGone()
@@ -81,7 +75,7 @@ const users: FastifyPluginAsyncTypebox<{ config: Config }> = async (app, { confi
     return sendUser(request, reply, row)
   })
 
-  app.patch('/api/v1/users/me', { schema: updateCurrentUser }, async (request, reply) => {
+  app.patch('/users/me', { schema: updateCurrentUser }, async (request, reply) => {
     const { id } = currentPrincipal(request)
     const row = await repository.withUniqueEmail(() => repository.updateUser(app.db, id, request.body))
     if (row === undefined) throw accountGone()
@@ -92,7 +86,7 @@ const users: FastifyPluginAsyncTypebox<{ config: Config }> = async (app, { confi
   const passwordChecks = app.limitRequests([
     { name: 'password-check', max: config.AUTH_RATE_LIMIT_PER_MINUTE, timeWindow: 60_000, key: (request) => request.user?.id }
   ])
-  app.put('/api/v1/users/me/password', { schema: changePassword, onRequest: passwordChecks }, async (request, reply) => {
+  app.put('/users/me/password', { schema: changePassword, onRequest: passwordChecks }, async (request, reply) => {
     const { id } = currentPrincipal(request)
     const { currentPassword, newPassword } = request.body
     if (!await verifyPassword(await repository.findPasswordHash(app.db, id), currentPassword)) {
@@ -109,26 +103,25 @@ const users: FastifyPluginAsyncTypebox<{ config: Config }> = async (app, { confi
     return reply.code(204).send()
   })
 
-  app.delete('/api/v1/users/me', { schema: deleteCurrentUser }, async (request, reply) => {
+  app.delete('/users/me', { schema: deleteCurrentUser }, async (request, reply) => {
     const { id } = currentPrincipal(request)
     await changeUser(app.db, id, true, (tx) => deleteAccount(tx, id))
     return reply.code(204).send()
   })
 
-  app.get('/api/v1/users', { schema: listUsers }, async (request, reply) => {
+  app.get('/users', { schema: listUsers }, async (request, reply) => {
     const { limit, cursor, sort, isActive, isSuperuser, email } = request.query
     const page = await repository.listUsers(app.db, cursors, { sort, limit, cursor, filters: { isActive, isSuperuser, email } })
-    if (page.nextCursor !== null) reply.header('link', nextLink(request.url, page.nextCursor))
-    return { data: page.data.map(repository.toUser), nextCursor: page.nextCursor }
+    return sendPage(request, reply, page, repository.toUser)
   })
 
-  app.get('/api/v1/users/:id', { schema: getUser }, async (request, reply) => {
+  app.get('/users/:id', { schema: getUser }, async (request, reply) => {
     const row = await repository.findUserById(app.db, request.params.id)
     if (row === undefined) throw notFound('No user has this id')
     return sendUser(request, reply, row)
   })
 
-  app.patch('/api/v1/users/:id', { schema: updateUser }, async (request, reply) => {
+  app.patch('/users/:id', { schema: updateUser }, async (request, reply) => {
     const { id } = request.params
     const changes = request.body
     const row = await changeUser(app.db, id, endsSuperuser(changes), async (tx, user) => {
@@ -139,10 +132,27 @@ const users: FastifyPluginAsyncTypebox<{ config: Config }> = async (app, { confi
     return sendUser(request, reply, row)
   })
 
-  app.delete('/api/v1/users/:id', { schema: deleteUser }, async (request, reply) => {
+  app.delete('/users/:id', { schema: deleteUser }, async (request, reply) => {
     const { id } = request.params
     await changeUser(app.db, id, true, (tx) => deleteAccount(tx, id))
     return reply.code(204).send()
+  })
+
+  await uploadRoutes(app, config.UPLOAD_MAX_BYTES, (uploads, upload) => {
+    uploads.put('/users/me/avatar', { schema: uploadAvatar, ...upload }, async (request, reply) => {
+      const { id } = currentPrincipal(request)
+      const image = await readImageUpload(request, config.UPLOAD_MAX_BYTES)
+      const row = await repository.setAvatar(app.db, id, image)
+      // The token was checked against an existing user moments ago; it may have been deleted since.
+      if (row === undefined) throw accountGone()
+      return sendUser(request, reply, row)
+    })
+  })
+
+  app.get('/users/:id/avatar', { schema: getUserAvatar }, async (request, reply) => {
+    const image = await repository.findAvatar(app.db, request.params.id, knownTags(request.headers['if-none-match']))
+    if (image === undefined) throw notFound('This user does not exist or has no avatar')
+    return sendImage(reply, image)
   })
 }
 

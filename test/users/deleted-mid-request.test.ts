@@ -3,7 +3,7 @@ import { setTimeout as sleep } from 'node:timers/promises'
 import { eq } from 'drizzle-orm'
 import t, { type Test } from 'tap'
 import { files, items, jobs } from '../../src/db/schema.js'
-import { fileBody, fixture } from '../files/multipart.js'
+import { fileBody, fixture } from '../multipart.js'
 import { authHeader, build, login, signUp, type TokenPair } from '../helper.js'
 
 const app = await build(t, { AUTH_RATE_LIMIT_PER_MINUTE: '1000' })

@@ -1,6 +1,6 @@
 import { readFile } from 'node:fs/promises'
 import { join } from 'node:path'
-import { projectRoot } from '../../src/paths.js'
+import { projectRoot } from '../src/paths.js'
 
 export interface Part {
   name: string

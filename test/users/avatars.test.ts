@@ -4,7 +4,7 @@ import t from 'tap'
 import { files, items } from '../../src/db/schema.js'
 import { insertItem } from '../../src/items/repository.js'
 import { authHeader, build, login, signUp, type TokenPair } from '../helper.js'
-import { fileBody, fixture, multipartBody } from './multipart.js'
+import { fileBody, fixture, multipartBody } from '../multipart.js'
 
 const ROOT = { FIRST_SUPERUSER_EMAIL: 'root@example.com', FIRST_SUPERUSER_PASSWORD: 'root-password-123' }
 const app = await build(t, { UPLOAD_MAX_BYTES: '1024', AUTH_RATE_LIMIT_PER_MINUTE: '1000', ...ROOT })

@@ -4,10 +4,9 @@ import type { AddressInfo } from 'node:net'
 import { count, eq } from 'drizzle-orm'
 import t, { type Test } from 'tap'
 import { files, items } from '../../src/db/schema.js'
-import { setItemImage } from '../../src/files/repository.js'
-import { insertItem, itemEtag } from '../../src/items/repository.js'
+import { insertItem, itemEtag, setItemImageAtVersion } from '../../src/items/repository.js'
 import { authHeader, build, login, signUp, type TokenPair } from '../helper.js'
-import { fileBody, fixture, IMAGES, multipartBody } from './multipart.js'
+import { fileBody, fixture, IMAGES, multipartBody } from '../multipart.js'
 
 const LIMIT = 1024
 const ROOT = { FIRST_SUPERUSER_EMAIL: 'root@example.com', FIRST_SUPERUSER_PASSWORD: 'root-password-123' }
@@ -135,12 +134,14 @@ t.test('PUT /api/v1/items/{id}/image → If-Match: a matching ETag or * is 200, 
   t.equal(any.json().version, item.version + 2)
 })
 
-t.test('setItemImage → checks If-Match under the row lock: a stale one stores nothing', async (t) => {
+t.test('setItemImageAtVersion → writes only at the version read, under the row lock: a stale one stores nothing', async (t) => {
   const { item } = await owner()
-  t.equal(await setItemImage(app.db, item.id, { contentType: 'image/png', data: png }, '"stale"'), 'precondition-failed')
+  t.equal(await setItemImageAtVersion(app.db, { ...item, version: item.version + 1 }, { contentType: 'image/png', data: png }), undefined)
   t.equal(await fileCount(item.ownerId), 0)
-  const row = await setItemImage(app.db, item.id, { contentType: 'image/png', data: png }, itemEtag(item))
-  t.equal(row === undefined || row === 'precondition-failed' ? undefined : row.version, item.version + 1)
+  const row = await setItemImageAtVersion(app.db, item, { contentType: 'image/png', data: png })
+  t.equal(row?.version, item.version + 1)
+  t.equal(await setItemImageAtVersion(app.db, item, { contentType: 'image/png', data: png }), undefined, 'the version it was read at is gone')
+  t.equal(await fileCount(item.ownerId), 1)
 })
 
 t.test('PUT /api/v1/items/{id}/image → 415 for a text file named .png and declared image/png; nothing stored', async (t) => {

@@ -1,0 +1,52 @@
+import type { FastifyRequest } from 'fastify'
+import { currentPrincipal } from '../plugins/auth.js'
+import { ifMatchHolds } from '../lib/conditional.js'
+import { conflict, HttpProblem, notFound } from '../lib/problem.js'
+import { assertOwnerOrAdmin } from './ownership.js'
+
+/** A write racing this many others in a row gives up with a 409 rather than retrying forever. */
+const WRITE_ATTEMPTS = 5
+
+export interface VersionedEntity {
+  /** The current version: a write states it, and fails when another landed first. */
+  etag: string
+  /** Who may write it, holding `scope` (admins may write anything). */
+  ownerId: string
+}
+
+export interface ConditionalWrite<Row, T> {
+  /** What the entity is called in messages ("item"). */
+  entity: string
+  /** The scope its owner needs to write it. */
+  scope: string
+  /** Reads the entity as it is now; undefined when there is none. */
+  load: () => Promise<Row | undefined>
+  /** Its `ETag` and owner. */
+  describe: (row: Row) => VersionedEntity
+  /**
+   * The write, guarded by the version of `row` (a compare-and-swap in the database): undefined when another write
+   * landed first, and the entity is then read and checked again.
+   */
+  write: (row: Row) => Promise<T | undefined>
+}
+
+/**
+ * Writes an entity the caller may write, at the version `If-Match` names if any: 404 when there is none, 403 when the
+ * caller is neither its owner with the scope nor an admin, 412 when `If-Match` does not hold the current `ETag`, and
+ * 409 when other writes keep landing first.
+ */
+export async function writeAtVersion<Row, T> (request: FastifyRequest, options: ConditionalWrite<Row, T>): Promise<T> {
+  const ifMatch = request.headers['if-match']
+  for (let attempt = 0; attempt < WRITE_ATTEMPTS; attempt++) {
+    const row = await options.load()
+    if (row === undefined) throw notFound(`No ${options.entity} has this id`)
+    const { etag, ownerId } = options.describe(row)
+    assertOwnerOrAdmin(currentPrincipal(request), ownerId, options.scope)
+    if (!ifMatchHolds(ifMatch, etag)) {
+      throw new HttpProblem(412, `The ${options.entity} has changed since the version named in If-Match: fetch it again`, { code: 'precondition-failed' })
+    }
+    const result = await options.write(row)
+    if (result !== undefined) return result
+  }
+  throw conflict(`The ${options.entity} is changing too often to apply this change: retry`, { code: 'edit-conflict' })
+}

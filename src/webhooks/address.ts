@@ -12,9 +12,6 @@ const GLOBAL_UNICAST_V6 = ipaddr.parseCIDR('2000::/3')
 
 /** Why a webhook target is refused; the message is meant for the API client who gave the URL. */
 export class UnsafeTargetError extends Error {
-  /** Survives wrapping by the HTTP client, which may not keep the class. */
-  readonly code = 'ERR_UNSAFE_WEBHOOK_TARGET'
-
   constructor (message: string) {
     super(message)
     this.name = 'UnsafeTargetError'

@@ -9,8 +9,8 @@ export const MAX_ATTEMPTS = 10
 /**
  * An endpoint is disabled after this many deliveries in a row ended `failed` (their retries exhausted, or an answer that
  * is not retried, such as 404 or a redirect); any delivered one starts the count again. Counting deliveries rather than
- * attempts means one bad hour of a busy endpoint does not disable it, while an endpoint that has gone for good is
- * disabled after a few events instead of being retried forever.
+ * attempts means an outage shorter than the retries (at least about 2 h) disables nothing, however busy the endpoint,
+ * while an endpoint that has gone for good is disabled after a few events instead of being retried forever.
  */
 export const DISABLE_AFTER_FAILURES = 5
 

@@ -54,6 +54,7 @@ export const ConfigSchema = Type.Object({
   JWT_ISSUER: Type.String({ minLength: 1, maxLength: 200, default: 'catalog-api', description: 'Access token `iss`' }),
   JWT_AUDIENCE: Type.String({ minLength: 1, maxLength: 200, default: 'catalog-api', description: 'Access token `aud`' }),
   ALLOW_SIGNUP: Type.Boolean({ default: true, description: 'Whether anyone may sign up' }),
+  WEBHOOK_ALLOW_PRIVATE_TARGETS: Type.Boolean({ default: false, description: 'Whether webhook URLs may point to loopback, private, link-local or metadata addresses' }),
   FIRST_SUPERUSER_EMAIL: Type.Optional(Type.String({ pattern: '^[^@\\s]+@[^@\\s]+$', maxLength: 254, errorMessage: 'must be an email address', description: 'Superuser created at start when none exists' })),
   FIRST_SUPERUSER_PASSWORD: Type.Optional(Type.String({ minLength: 8, maxLength: 128, description: 'Password of that superuser' })),
   EVENTS_RETENTION: Duration('24h', 'How long events stay replayable (`since`, `Last-Event-ID`), at most 30d', 30 * 86_400_000),

@@ -7,7 +7,7 @@ import {
 import type { ValidationIssue } from '../../schemas/common.js'
 import type { Config } from '../config.js'
 import { HttpProblem } from '../lib/problem.js'
-import { validationIssues } from '../plugins/errors.js'
+import { validationIssues } from '../lib/validation-issues.js'
 import { clientIp } from '../plugins/rate-limit.js'
 import { findCredentialsByEmail } from '../users/repository.js'
 import { OAuthFailure } from './oauth-failure.js'

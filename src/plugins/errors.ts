@@ -6,63 +6,13 @@ import fp from 'fastify-plugin'
 import FindMyWay, { type HTTPMethod } from 'find-my-way'
 import type { ValidationIssue } from '../../schemas/common.js'
 import { databaseUnavailable, violatedConstraint } from '../db/errors.js'
-import { sqlState } from '../lib/logger.js'
-import type { AjvIssue } from '../lib/validation.js'
-import { accountGone, conflict, HttpProblem, invalidRequest, invalidToken, notFound, pointer, serviceUnavailable, unsupportedMediaType } from '../lib/problem.js'
+import { sqlState } from '../lib/sql-state.js'
+import { findNul } from '../lib/nul.js'
+import { accountGone, conflict, HttpProblem, invalidRequest, invalidToken, notFound, serviceUnavailable, unsupportedMediaType } from '../lib/problem.js'
+import { validationIssues } from '../lib/validation-issues.js'
 
 const PARTS: Record<string, ValidationIssue['in']> = { body: 'body', querystring: 'query', params: 'path', headers: 'header' }
 const METHODS: HTTPMethod[] = ['GET', 'HEAD', 'POST', 'PUT', 'PATCH', 'DELETE', 'OPTIONS']
-
-/** Every failing field of the failing part, as `{ in, path, message }`. */
-export function validationIssues (part: ValidationIssue['in'], errors: AjvIssue[]): ValidationIssue[] {
-  return errors.map((error) => {
-    switch (error.keyword) {
-      case 'required':
-        return { in: part, path: error.instancePath + pointer(error.params.missingProperty), message: 'is required' }
-      case 'additionalProperties':
-        return { in: part, path: error.instancePath + pointer(error.params.additionalProperty), message: 'is not a known field' }
-      case 'maxProperties':
-        return { in: part, path: error.instancePath, message: `must have at most ${String(error.params.limit)} fields` }
-      case 'type':
-        return { in: part, path: error.instancePath, message: `must be ${[error.params.type].flat().join(' or ')}` }
-      default:
-        return { in: part, path: error.instancePath, message: error.message ?? 'is invalid' }
-    }
-  })
-}
-
-/** Whether any string in `root` holds a NUL: the common answer, no, without building a path. Iterative, like `findNul`. */
-function holdsNul (root: unknown): boolean {
-  const pending: unknown[] = [root]
-  for (let value = pending.pop(); pending.length > 0 || value !== undefined; value = pending.pop()) {
-    if (typeof value === 'string') {
-      if (value.includes('\u0000')) return true
-    } else if (value !== null && typeof value === 'object') {
-      for (const key in value) pending.push((value as Record<string, unknown>)[key])
-    }
-  }
-  return false
-}
-
-/**
- * Postgres rejects NUL in text, and no field of ours may carry one: report each like a validation error.
- * Iterative, so a deeply nested body cannot overflow the stack.
- */
-export function findNul (root: unknown): string[] {
-  if (!holdsNul(root)) return []
-  const found: string[] = []
-  const pending: Array<[unknown, string]> = [[root, '']]
-  for (let next = pending.pop(); next !== undefined; next = pending.pop()) {
-    const [value, path] = next
-    if (typeof value === 'string') {
-      if (value.includes('\u0000')) found.push(path)
-    } else if (value !== null && typeof value === 'object') {
-      // Arrays too: their keys are the indexes. Pushed in reverse, so paths come out in document order.
-      for (const [key, child] of Object.entries(value).reverse()) pending.push([child, path + pointer(key)])
-    }
-  }
-  return found
-}
 
 /** Maps errors from Postgres (wrapped by drizzle) without ever exposing their text, which carries parameters. */
 function databaseProblem (error: Error): HttpProblem | undefined {

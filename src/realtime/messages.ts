@@ -3,7 +3,7 @@ import { EventMessageSchemas, eventsComponents, topicOwner } from '../../schemas
 import { CLIENT_MESSAGES, type ClientMessage, type ClientMessageType } from '../../schemas/ws.js'
 import { compileBodyValidator, onFirstUse, type AjvIssue } from '../lib/validation.js'
 import type { Principal } from '../plugins/auth.js'
-import { validationIssues } from '../plugins/errors.js'
+import { validationIssues } from '../lib/validation-issues.js'
 import type { StoredEvent } from './outbox.js'
 
 /** What a raw client message turned out to be: a valid message, or why it is not one. */

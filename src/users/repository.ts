@@ -4,7 +4,7 @@ import type { User } from '../../schemas/users.js'
 import { loginsChanged } from '../auth/repository.js'
 import type { Executor } from '../db/client.js'
 import { users } from '../db/schema.js'
-import { sqlState } from '../lib/logger.js'
+import { sqlState } from '../lib/sql-state.js'
 import { pageQuery, paginate, sortParser, type CursorCodec, type KeysetPage } from '../lib/pagination.js'
 import { conflict } from '../lib/problem.js'
 

@@ -19,9 +19,13 @@ import errors, { clientErrorHandler, sendProblem } from './plugins/errors.js'
 import idempotency from './plugins/idempotency.js'
 import loadShedding, { type LoadSheddingOptions } from './plugins/load-shedding.js'
 import metrics, { metricsRoute } from './plugins/metrics.js'
+import notFound from './plugins/not-found.js'
+import nulScan from './plugins/nul-scan.js'
 import rateLimit from './plugins/rate-limit.js'
 import realtime, { type RealtimeOptions } from './plugins/realtime.js'
 import security, { requestId } from './plugins/security.js'
+import shutdown from './plugins/shutdown.js'
+import unexpectedBody from './plugins/unexpected-body.js'
 import realtimeRoutes from './realtime/routes.js'
 import service from './service/routes.js'
 import users from './users/routes.js'
@@ -69,6 +73,11 @@ export async function buildApp (config: Config, options: AppOptions = {}): Promi
   await app.register(security, { config })
   await app.register(db, { config, options: options.database })
   await app.register(errors)
+  await app.register(notFound)
+  await app.register(shutdown)
+  // Its hook runs before the NUL scan's: a body no route takes is 415 whatever it holds.
+  await app.register(unexpectedBody)
+  await app.register(nulScan)
   await app.register(loadShedding, { options: options.loadShedding })
   await app.register(metrics)
   await app.register(auth, { config })

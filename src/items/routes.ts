@@ -8,7 +8,7 @@ import { strictJsonParser } from '../lib/json-body.js'
 import { assertOwnerOrAdmin } from '../lib/ownership.js'
 import { CursorCodec, nextLink } from '../lib/pagination.js'
 import { conflict, HttpProblem, invalidRequest, notFound, unsupportedMediaType } from '../lib/problem.js'
-import { currentPrincipal } from '../plugins/auth.js'
+import { currentPrincipal } from '../auth/plugin.js'
 import { ifMatchHolds, ifNoneMatchFails } from '../lib/conditional.js'
 import * as repository from './repository.js'
 

@@ -1,7 +1,7 @@
 import { setTimeout as sleep } from 'node:timers/promises'
 import { liveSessionIds } from '../auth/repository.js'
 import type { Executor } from '../db/client.js'
-import type { Principal } from '../plugins/auth.js'
+import type { Principal } from '../auth/plugin.js'
 
 export type Transport = 'websocket' | 'sse'
 

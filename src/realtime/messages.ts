@@ -2,7 +2,7 @@ import fastJsonStringify from 'fast-json-stringify'
 import { EventMessageSchemas, eventsComponents, topicOwner } from '../../schemas/events.js'
 import { CLIENT_MESSAGES, type ClientMessage, type ClientMessageType } from '../../schemas/ws.js'
 import { compileBodyValidator, onFirstUse, type AjvIssue } from '../lib/validation.js'
-import type { Principal } from '../plugins/auth.js'
+import type { Principal } from '../auth/plugin.js'
 import { validationIssues } from '../lib/validation-issues.js'
 import type { StoredEvent } from './outbox.js'
 

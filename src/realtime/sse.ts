@@ -1,7 +1,7 @@
 import type { ServerResponse } from 'node:http'
 import { setTimeout as sleep } from 'node:timers/promises'
 import type { ErrorMessage } from '../../schemas/events.js'
-import type { Principal } from '../plugins/auth.js'
+import type { Principal } from '../auth/plugin.js'
 import type { Connection, IdentityEnd } from './connections.js'
 import type { PublishedEvent } from './hub.js'
 import type { EventSink } from './subscriptions.js'

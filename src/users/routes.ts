@@ -12,7 +12,7 @@ import { deleteItemsOf } from '../items/repository.js'
 import { ifNoneMatchFails } from '../lib/conditional.js'
 import { CursorCodec, nextLink } from '../lib/pagination.js'
 import { accountGone, badRequest, conflict, forbidden, notFound } from '../lib/problem.js'
-import { currentPrincipal } from '../plugins/auth.js'
+import { currentPrincipal } from '../auth/plugin.js'
 import { ensureFirstSuperuser } from './first-superuser.js'
 import * as repository from './repository.js'
 

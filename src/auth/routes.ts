@@ -9,7 +9,6 @@ import type { Config } from '../config.js'
 import { HttpProblem } from '../lib/problem.js'
 import { validationIssues } from '../lib/validation-issues.js'
 import { clientIp } from '../plugins/rate-limit.js'
-import { findCredentialsByEmail } from '../users/repository.js'
 import { OAuthFailure } from './oauth-failure.js'
 import { verifyPassword } from './passwords.js'
 import * as sessions from './repository.js'
@@ -80,7 +79,7 @@ const auth: FastifyPluginAsyncTypebox<{ config: Config }> = async (app, { config
   async function passwordGrant (body: PasswordGrant): Promise<TokenResponse> {
     // Unknown scope names are refused before the password is checked: that reveals nothing about the account.
     const requested = requestedScopes(body.scope)
-    const user = await findCredentialsByEmail(app.db, body.username)
+    const user = await sessions.findCredentialsByEmail(app.db, body.username)
     const valid = await verifyPassword(user?.passwordHash, body.password)
     if (user === undefined || !valid) throw new OAuthFailure('invalid_grant', 'The username or password is incorrect')
     if (!user.isActive) throw new OAuthFailure('invalid_grant', 'The account is disabled')

@@ -7,7 +7,7 @@ import { UserSchema } from '../../schemas/users.js'
 import type { Config } from '../config.js'
 import { findItemById, itemEtag, toItem } from '../items/repository.js'
 import { ifMatchHolds } from '../lib/conditional.js'
-import { assertOwnerOrAdmin } from '../lib/ownership.js'
+import { assertOwnerOrAdmin } from '../kit/ownership.js'
 import { addMissingSchemas } from '../lib/schemas.js'
 import { accountGone, HttpProblem, notFound } from '../lib/problem.js'
 import { currentPrincipal } from '../auth/plugin.js'
@@ -51,7 +51,7 @@ const files: FastifyPluginAsyncTypebox<{ config: Config }> = async (app, { confi
   app.put('/api/v1/items/:id/image', { schema: uploadItemImage, ...upload }, async (request, reply) => {
     const item = await findItemById(app.db, request.params.id)
     if (item === undefined) throw notFound('No item has this id')
-    assertOwnerOrAdmin(currentPrincipal(request), item.ownerId)
+    assertOwnerOrAdmin(currentPrincipal(request), item.ownerId, 'items:write')
     const ifMatch = request.headers['if-match']
     // Refused before the upload is read when it already fails; checked again where it counts, under the row lock.
     if (!ifMatchHolds(ifMatch, itemEtag(item))) throw preconditionFailed()

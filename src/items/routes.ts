@@ -5,7 +5,7 @@ import {
 } from '../../schemas/items.js'
 import type { Executor } from '../db/client.js'
 import { strictJsonParser } from '../lib/json-body.js'
-import { assertOwnerOrAdmin } from '../lib/ownership.js'
+import { assertOwnerOrAdmin } from '../kit/ownership.js'
 import { CursorCodec, nextLink } from '../lib/pagination.js'
 import { conflict, HttpProblem, invalidRequest, notFound, unsupportedMediaType } from '../lib/problem.js'
 import { currentPrincipal } from '../auth/plugin.js'
@@ -45,7 +45,7 @@ async function changeItem<T> (
   for (let attempt = 0; attempt < WRITE_ATTEMPTS; attempt++) {
     const row = await repository.findItemById(db, id)
     if (row === undefined) throw notFound('No item has this id')
-    assertOwnerOrAdmin(currentPrincipal(request), row.ownerId)
+    assertOwnerOrAdmin(currentPrincipal(request), row.ownerId, 'items:write')
     if (!ifMatchHolds(ifMatch, repository.itemEtag(row))) throw preconditionFailed()
     const result = await write(row)
     if (result !== undefined) return result

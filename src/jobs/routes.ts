@@ -5,7 +5,7 @@ import type { FastifyRequest } from 'fastify'
 import { getJob, importItems, jobsComponents } from '../../schemas/jobs.js'
 import type { Config } from '../config.js'
 import { ifNoneMatchFails } from '../lib/conditional.js'
-import { assertOwnerOrAdmin } from '../lib/ownership.js'
+import { assertOwnerOrAdmin } from '../kit/ownership.js'
 import { notFound, tooManyRequests } from '../lib/problem.js'
 import { currentPrincipal } from '../auth/plugin.js'
 import { findJobById, insertImportJob, jobEtag, jobUrl, lockAndCountActiveImports, toJob } from './repository.js'
@@ -57,7 +57,7 @@ const jobs: FastifyPluginAsyncTypebox<{ config: Config }> = async (app, { config
   app.get('/api/v1/jobs/:id', { schema: getJob }, async (request, reply) => {
     const row = await findJobById(app.db, request.params.id)
     if (row === undefined) throw notFound('No job has this id')
-    assertOwnerOrAdmin(currentPrincipal(request), row.ownerId)
+    assertOwnerOrAdmin(currentPrincipal(request), row.ownerId, 'items:write')
     const job = toJob(row)
     const etag = jobEtag(job)
     reply.header('etag', etag).header('cache-control', 'private, no-cache')

@@ -1,11 +1,12 @@
+import type { Scope } from '../../schemas/common.js'
 import type { Principal } from '../auth/plugin.js'
-import { forbidden } from './problem.js'
+import { forbidden } from '../lib/problem.js'
 
 /**
  * The one rule for writing someone's resource: its owner holding `scope`, or an admin.
  * Routes state `requires([scope], ['admin'])`, so the caller holds one of the two already.
  */
-export function assertOwnerOrAdmin (principal: Principal, ownerId: string, scope: 'items:write' = 'items:write'): void {
+export function assertOwnerOrAdmin (principal: Principal, ownerId: string, scope: Scope): void {
   if (principal.scopes.includes('admin')) return
   if (principal.id === ownerId && principal.scopes.includes(scope)) return
   throw forbidden(principal.id === ownerId

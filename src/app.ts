@@ -7,6 +7,7 @@ import { AccessLog, loggerOptions, requestLogger, type LogStream } from './lib/l
 import { HttpProblem } from './lib/problem.js'
 import { schemaController } from './lib/validation.js'
 import auth from './auth/plugin.js'
+import { liveSessionIds } from './auth/repository.js'
 import authRoutes from './auth/routes.js'
 import dashboard from './dashboard/routes.js'
 import files from './files/routes.js'
@@ -85,7 +86,7 @@ export async function buildApp (config: Config, options: AppOptions = {}): Promi
   await app.register(idempotency)
   await app.register(jobQueue, { options: options.jobs })
   await app.register(docs)
-  await app.register(realtime, { config, options: options.realtime })
+  await app.register(realtime, { config, options: options.realtime, liveSessions: liveSessionIds })
   await app.register(metricsRoute)
   await app.register(service)
   await app.register(authRoutes, { config })

@@ -8,19 +8,24 @@ import { HttpProblem } from './lib/problem.js'
 import { schemaController } from './lib/validation.js'
 import { API_PREFIX, commonComponents } from '../schemas/common.js'
 import { Scopes } from './auth/scopes.js'
+import auth from './auth/plugin.js'
+import { liveSessionIds } from './auth/repository.js'
 import dashboard from './dashboard/routes.js'
 import jobQueue, { type JobsOptions } from './jobs/queue.js'
 import { addComponents, registerResources } from './kit/resource.js'
-import auth from './plugins/auth.js'
 import db from './plugins/db.js'
 import docs from './plugins/docs.js'
 import errors, { clientErrorHandler, sendProblem } from './plugins/errors.js'
 import idempotency from './plugins/idempotency.js'
 import loadShedding, { type LoadSheddingOptions } from './plugins/load-shedding.js'
 import metrics, { metricsRoute } from './plugins/metrics.js'
+import notFound from './plugins/not-found.js'
+import nulScan from './plugins/nul-scan.js'
 import rateLimit from './plugins/rate-limit.js'
 import realtime, { type RealtimeOptions } from './plugins/realtime.js'
 import security, { requestId } from './plugins/security.js'
+import shutdown from './plugins/shutdown.js'
+import unexpectedBody from './plugins/unexpected-body.js'
 import { apiResources, serviceResources } from './resources.js'
 
 export interface AppOptions {
@@ -71,14 +76,19 @@ export async function buildApp (config: Config, options: AppOptions = {}): Promi
   await app.register(security, { config })
   await app.register(db, { config, options: options.database })
   await app.register(errors)
+  await app.register(notFound)
+  await app.register(shutdown)
+  // Its hook runs before the NUL scan's: a body no route takes is 415 whatever it holds.
+  await app.register(unexpectedBody)
+  await app.register(nulScan)
   await app.register(loadShedding, { options: options.loadShedding })
   await app.register(metrics)
   await app.register(auth, { config, scopes })
   await app.register(rateLimit, { config })
   await app.register(idempotency)
   await app.register(jobQueue, { options: options.jobs })
-  await app.register(docs, { contracts, scopes })
-  await app.register(realtime, { config, options: options.realtime })
+  await app.register(docs, { contracts, scopes: scopes.descriptions() })
+  await app.register(realtime, { config, options: options.realtime, liveSessions: liveSessionIds })
   await app.register(metricsRoute)
   await registerResources(app, serviceResources, '', config)
   await registerResources(app, apiResources, API_PREFIX, config)

@@ -8,7 +8,7 @@ import authRoutes from './auth/routes.js'
 import items from './items/routes.js'
 import jobs from './jobs/routes.js'
 import { resource } from './kit/resource.js'
-import realtimeRoutes from './realtime/routes.js'
+import events from './events/routes.js'
 import service from './service/routes.js'
 import users from './users/routes.js'
 
@@ -21,7 +21,7 @@ export const apiResources = [
   resource(usersResource, users),
   resource(itemsResource, items),
   resource(jobsResource, jobs),
-  resource(eventsResource, realtimeRoutes)
+  resource(eventsResource, events)
 ]
 
 /** Health, metrics and the link index, served at the root for probes and scrapers. */

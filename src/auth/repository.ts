@@ -23,6 +23,16 @@ export type LoginChange = { sessionId: string } | { userId: string }
 /** Told when a transaction that changed logins commits (the session cache forgets them). */
 export const loginsChanged = commitSignal<LoginChange>()
 
+/** The account whose email is `email`, compared as the unique index compares them: case-insensitively. */
+export const sameEmail = (email: string) => eq(sql`lower(${users.email})`, email.toLowerCase())
+
+/** What a login needs to know about an account, the password hash included. */
+export async function findCredentialsByEmail (db: Executor, email: string) {
+  const [row] = await db.select({ id: users.id, passwordHash: users.passwordHash, isActive: users.isActive, isSuperuser: users.isSuperuser })
+    .from(users).where(sameEmail(email)).limit(1)
+  return row
+}
+
 /** Starts a login and returns its id. */
 export async function createSession (db: Executor, userId: string, scope: string, expiresAt: Date): Promise<string> {
   const id = uuidv7()

@@ -5,11 +5,10 @@ import {
   createToken, revokeToken, type OAuthErrorCode, type PasswordGrant, type RefreshTokenGrant, type RevokeRequest, type TokenRequest, type TokenResponse
 } from '../../schemas/auth.js'
 import type { ValidationIssue } from '../../schemas/common.js'
-import type { ResourceOptions } from '../kit/resource.js'
+import type { Config } from '../config.js'
 import { HttpProblem } from '../lib/problem.js'
-import { validationIssues } from '../plugins/errors.js'
+import { validationIssues } from '../lib/validation-issues.js'
 import { clientIp } from '../plugins/rate-limit.js'
-import { findCredentialsByEmail } from '../users/repository.js'
 import { OAuthFailure } from './oauth-failure.js'
 import { verifyPassword } from './passwords.js'
 import * as sessions from './repository.js'
@@ -52,7 +51,7 @@ function loginName (request: FastifyRequest): string | undefined {
 }
 
 /** OAuth2 token and revocation endpoints, and the periodic removal of ended logins. */
-const auth: FastifyPluginAsyncTypebox<ResourceOptions> = async (app, { config }) => {
+const auth: FastifyPluginAsyncTypebox<{ config: Config }> = async (app, { config }) => {
   // Forms are parsed only here: every other route keeps answering 415 to them.
   await app.register(formbody)
 
@@ -78,7 +77,7 @@ const auth: FastifyPluginAsyncTypebox<ResourceOptions> = async (app, { config })
   async function passwordGrant (body: PasswordGrant): Promise<TokenResponse> {
     // Unknown scope names are refused before the password is checked: that reveals nothing about the account.
     const requested = app.scopes.requested(body.scope)
-    const user = await findCredentialsByEmail(app.db, body.username)
+    const user = await sessions.findCredentialsByEmail(app.db, body.username)
     const valid = await verifyPassword(user?.passwordHash, body.password)
     if (user === undefined || !valid) throw new OAuthFailure('invalid_grant', 'The username or password is incorrect')
     if (!user.isActive) throw new OAuthFailure('invalid_grant', 'The account is disabled')

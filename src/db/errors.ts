@@ -1,5 +1,5 @@
 import { DrizzleQueryError } from 'drizzle-orm/errors'
-import { sqlState } from '../lib/logger.js'
+import { sqlState } from '../lib/sql-state.js'
 
 /**
  * SQLSTATEs of a database that cannot serve now: its connection failed (class 08), it is shutting down or

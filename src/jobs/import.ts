@@ -6,9 +6,10 @@ import { ItemCreateSchema, type ItemCreate } from '../../schemas/items.js'
 import { MAX_LISTED_IMPORT_ERRORS, type ImportError, type ImportResult } from '../../schemas/jobs.js'
 import type { Db } from '../db/client.js'
 import { insertItems } from '../items/repository.js'
+import { findNul } from '../lib/nul.js'
 import { clip } from '../lib/problem.js'
 import { compileBodyValidator } from '../lib/validation.js'
-import { findNul, validationIssues } from '../plugins/errors.js'
+import { validationIssues } from '../lib/validation-issues.js'
 import { findInputFile, findJobById, lockJob, updateJob, type ImportFormat, type JobRow } from './repository.js'
 
 type RowIssue = ImportError['errors'][number]

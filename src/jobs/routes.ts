@@ -7,7 +7,7 @@ import type { ResourceOptions } from '../kit/resource.js'
 import { sendCreated, sendEntity } from '../kit/responses.js'
 import { uploadRoutes } from '../kit/scopes.js'
 import { notFound, tooManyRequests } from '../lib/problem.js'
-import { currentPrincipal } from '../plugins/auth.js'
+import { currentPrincipal } from '../auth/plugin.js'
 import { findJobById, insertImportJob, jobEtag, jobUrl, lockAndCountActiveImports, toJob } from './repository.js'
 import { readImportUpload, type ImportUpload } from './upload.js'
 

@@ -1,4 +1,4 @@
-import type { Principal } from '../plugins/auth.js'
+import type { Principal } from '../auth/plugin.js'
 import { forbidden } from '../lib/problem.js'
 
 /**

@@ -1,5 +1,5 @@
 import type { FastifyRequest } from 'fastify'
-import { currentPrincipal } from '../plugins/auth.js'
+import { currentPrincipal } from '../auth/plugin.js'
 import { ifMatchHolds } from '../lib/conditional.js'
 import { conflict, HttpProblem, notFound } from '../lib/problem.js'
 import { assertOwnerOrAdmin } from './ownership.js'

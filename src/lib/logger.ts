@@ -2,17 +2,9 @@ import { LogController, type FastifyBaseLogger, type FastifyReply, type FastifyR
 import { DrizzleQueryError } from 'drizzle-orm/errors'
 import { err as serializeErr } from 'pino-std-serializers'
 import type { Config } from '../config.js'
+import { sqlState } from './sql-state.js'
 
-type PgErrorFields = { code?: unknown, constraint?: string, table?: string, column?: string, routine?: string }
-
-// A SQLSTATE's class starts with a digit or F, H, P, X; errno codes such as EPIPE never match.
-const SQLSTATE = /^[0-9FHPX][0-9A-Z]{4}$/
-
-/** The SQLSTATE of a Postgres error, raw from the driver or wrapped by drizzle. */
-export function sqlState (error: unknown): string | undefined {
-  const source = (error instanceof DrizzleQueryError ? error.cause : error) as PgErrorFields | undefined
-  return typeof source?.code === 'string' && SQLSTATE.test(source.code) ? source.code : undefined
-}
+type PgErrorFields = { constraint?: string, table?: string, column?: string, routine?: string }
 
 const isDatabaseError = (error: unknown): boolean =>
   error instanceof DrizzleQueryError || (error instanceof Error && sqlState(error) !== undefined)

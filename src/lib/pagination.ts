@@ -2,6 +2,7 @@ import { createHash, createHmac, timingSafeEqual } from 'node:crypto'
 import { LRUCache } from 'lru-cache'
 import { and, asc, desc, or, sql, type Placeholder, type SQL } from 'drizzle-orm'
 import type { AnyPgColumn } from 'drizzle-orm/pg-core'
+import { canonicalJson } from './canonical-json.js'
 import { badRequest, invalidRequest } from './problem.js'
 
 /** What a sort key may hold. Sort keys are non-null columns, so a row always has a value for each. */
@@ -76,19 +77,6 @@ export function sortParser (columns: Record<string, AnyPgColumn>, tieBreaker: So
     }
     return keys
   }
-}
-
-/** Canonical JSON: object keys sorted and undefined members dropped, so equal values hash equally. */
-export function canonicalJson (value: unknown): string {
-  if (Array.isArray(value)) return `[${value.map(canonicalJson).join(',')}]`
-  if (value instanceof Date) return JSON.stringify(value.toISOString())
-  if (value !== null && typeof value === 'object') {
-    const entries = Object.entries(value)
-      .filter(([, entry]) => entry !== undefined)
-      .sort(([a], [b]) => (a < b ? -1 : a > b ? 1 : 0))
-    return `{${entries.map(([key, entry]) => `${JSON.stringify(key)}:${canonicalJson(entry)}`).join(',')}}`
-  }
-  return JSON.stringify(value) ?? 'null'
 }
 
 /** Listings seen recently: most pages are of a few listings, each hashed once. */

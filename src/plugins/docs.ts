@@ -3,7 +3,6 @@ import swaggerUi from '@fastify/swagger-ui'
 import type { FastifyInstance, FastifySchema } from 'fastify'
 import fp from 'fastify-plugin'
 import { API_PREFIX, BEARER_SCHEME, OAUTH2_SCHEME, problemResponse, type ResourceContract } from '../../schemas/common.js'
-import type { Scopes } from '../auth/scopes.js'
 import { published } from '../lib/validation.js'
 import { packageInfo } from '../paths.js'
 import { asyncApiDocument } from '../realtime/asyncapi.js'
@@ -114,7 +113,8 @@ function addSharedResponses (schema: DocumentedSchema, traits: RouteTraits): voi
 export interface DocsOptions {
   /** The registered resources' contracts, in the order their tags are listed. */
   contracts: ResourceContract[]
-  scopes: Scopes
+  /** Every scope there is, with its description. */
+  scopes: Record<string, string>
 }
 
 /**
@@ -152,7 +152,7 @@ export default fp(async function docs (app: FastifyInstance, { contracts, scopes
           [OAUTH2_SCHEME]: {
             type: 'oauth2',
             description: 'Bearer access tokens from the OAuth2 password grant',
-            flows: { password: { tokenUrl: TOKEN_URL, refreshUrl: TOKEN_URL, scopes: scopes.descriptions() } }
+            flows: { password: { tokenUrl: TOKEN_URL, refreshUrl: TOKEN_URL, scopes } }
           },
           [BEARER_SCHEME]: {
             type: 'http',

@@ -3,66 +3,13 @@ import { STATUS_CODES } from 'node:http'
 import type { Socket } from 'node:net'
 import type { ConnectionError, FastifyError, FastifyInstance, FastifyReply, FastifyRequest } from 'fastify'
 import fp from 'fastify-plugin'
-import FindMyWay, { type HTTPMethod } from 'find-my-way'
 import type { ValidationIssue } from '../../schemas/common.js'
 import { databaseUnavailable, violatedConstraint } from '../db/errors.js'
-import { sqlState } from '../lib/logger.js'
-import type { AjvIssue } from '../lib/validation.js'
-import { accountGone, conflict, HttpProblem, invalidRequest, invalidToken, notFound, pointer, serviceUnavailable, unsupportedMediaType } from '../lib/problem.js'
+import { sqlState } from '../lib/sql-state.js'
+import { accountGone, conflict, HttpProblem, invalidRequest, invalidToken, serviceUnavailable } from '../lib/problem.js'
+import { validationIssues } from '../lib/validation-issues.js'
 
 const PARTS: Record<string, ValidationIssue['in']> = { body: 'body', querystring: 'query', params: 'path', headers: 'header' }
-const METHODS: HTTPMethod[] = ['GET', 'HEAD', 'POST', 'PUT', 'PATCH', 'DELETE', 'OPTIONS']
-
-/** Every failing field of the failing part, as `{ in, path, message }`. */
-export function validationIssues (part: ValidationIssue['in'], errors: AjvIssue[]): ValidationIssue[] {
-  return errors.map((error) => {
-    switch (error.keyword) {
-      case 'required':
-        return { in: part, path: error.instancePath + pointer(error.params.missingProperty), message: 'is required' }
-      case 'additionalProperties':
-        return { in: part, path: error.instancePath + pointer(error.params.additionalProperty), message: 'is not a known field' }
-      case 'maxProperties':
-        return { in: part, path: error.instancePath, message: `must have at most ${String(error.params.limit)} fields` }
-      case 'type':
-        return { in: part, path: error.instancePath, message: `must be ${[error.params.type].flat().join(' or ')}` }
-      default:
-        return { in: part, path: error.instancePath, message: error.message ?? 'is invalid' }
-    }
-  })
-}
-
-/** Whether any string in `root` holds a NUL: the common answer, no, without building a path. Iterative, like `findNul`. */
-function holdsNul (root: unknown): boolean {
-  const pending: unknown[] = [root]
-  for (let value = pending.pop(); pending.length > 0 || value !== undefined; value = pending.pop()) {
-    if (typeof value === 'string') {
-      if (value.includes('\u0000')) return true
-    } else if (value !== null && typeof value === 'object') {
-      for (const key in value) pending.push((value as Record<string, unknown>)[key])
-    }
-  }
-  return false
-}
-
-/**
- * Postgres rejects NUL in text, and no field of ours may carry one: report each like a validation error.
- * Iterative, so a deeply nested body cannot overflow the stack.
- */
-export function findNul (root: unknown): string[] {
-  if (!holdsNul(root)) return []
-  const found: string[] = []
-  const pending: Array<[unknown, string]> = [[root, '']]
-  for (let next = pending.pop(); next !== undefined; next = pending.pop()) {
-    const [value, path] = next
-    if (typeof value === 'string') {
-      if (value.includes('\u0000')) found.push(path)
-    } else if (value !== null && typeof value === 'object') {
-      // Arrays too: their keys are the indexes. Pushed in reverse, so paths come out in document order.
-      for (const [key, child] of Object.entries(value).reverse()) pending.push([child, path + pointer(key)])
-    }
-  }
-  return found
-}
 
 /** Maps errors from Postgres (wrapped by drizzle) without ever exposing their text, which carries parameters. */
 function databaseProblem (error: Error): HttpProblem | undefined {
@@ -141,56 +88,11 @@ export function clientErrorHandler (this: FastifyInstance, error: ConnectionErro
 }
 
 /**
- * Renders every error as RFC 9457 problem+json: thrown problems, validation failures,
- * framework and plugin errors, unknown routes (404/405), and requests arriving while closing.
+ * Renders every error as RFC 9457 problem+json: thrown problems, validation failures, framework and plugin
+ * errors. The paths that skip the error handler answer with `sendProblem` too (unknown routes, framework errors),
+ * and `clientErrorHandler` answers what fails before there is a request.
  */
 export default fp(async function errors (app: FastifyInstance) {
-  let closing = false
-  const routes = FindMyWay()
-
-  app.addHook('onRoute', (route) => {
-    const methods = Array.isArray(route.method) ? route.method : [route.method]
-    for (const method of methods) {
-      const known = METHODS.find((candidate) => candidate === method)
-      if (known !== undefined && !routes.hasRoute(known, route.url)) {
-        routes.on(known, route.url, () => undefined)
-      }
-    }
-  })
-
-  app.addHook('preClose', async () => { closing = true })
-  app.addHook('onRequest', (_request, reply, done) => {
-    if (!closing) {
-      done()
-      return
-    }
-    reply.header('connection', 'close')
-    done(serviceUnavailable('The server is shutting down', 5))
-  })
-
-  app.addHook('preValidation', (request, _reply, done) => {
-    // A route documents the media types it accepts; one documenting no body accepts none.
-    if (request.body !== undefined && request.routeOptions.schema?.body === undefined) {
-      throw unsupportedMediaType(`${request.method} ${request.routeOptions.url ?? request.url} takes no request body`)
-    }
-    for (const [part, value] of [['body', request.body], ['query', request.query], ['path', request.params]] as const) {
-      const paths = findNul(value)
-      if (paths.length > 0) {
-        throw invalidRequest(paths.map((path) => ({ in: part, path, message: 'must not contain NUL characters' })))
-      }
-    }
-    done()
-  })
-
-  app.setNotFoundHandler(async (request, reply) => {
-    const path = request.url.split('?')[0] ?? '/'
-    const allowed = METHODS.filter((method) => routes.find(method, path) !== null)
-    if (allowed.length > 0) {
-      return sendProblem(request, reply, new HttpProblem(405, `${request.method} is not allowed on ${path}`, { headers: { allow: allowed.join(', ') } }))
-    }
-    return sendProblem(request, reply, notFound(`No route matches ${request.method} ${path}`))
-  })
-
   app.setErrorHandler(async (error: FastifyError, request, reply) => {
     const problem = toProblem(error)
     if (problem !== undefined) {
@@ -200,4 +102,4 @@ export default fp(async function errors (app: FastifyInstance) {
     request.log.error({ err: error }, 'unhandled error')
     return sendProblem(request, reply, new HttpProblem(500, 'An unexpected error occurred; the request id identifies it in the server log', { code: 'internal-error' }))
   })
-}, { name: 'errors' })
+}, { name: 'errors', dependencies: [] })

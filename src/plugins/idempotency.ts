@@ -4,7 +4,7 @@ import type { FastifyInstance, FastifyReply, FastifyRequest, FastifySchema, onRe
 import fp from 'fastify-plugin'
 import { problemResponse } from '../../schemas/common.js'
 import { idempotencyKeys } from '../db/schema.js'
-import { canonicalJson } from '../lib/pagination.js'
+import { canonicalJson } from '../lib/canonical-json.js'
 import { HttpProblem } from '../lib/problem.js'
 
 /**

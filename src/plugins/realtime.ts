@@ -4,7 +4,7 @@ import fp from 'fastify-plugin'
 import { Counter, Gauge, Histogram } from 'prom-client'
 import { BEARER_PROTOCOL, MAX_MESSAGE_BYTES } from '../../schemas/ws.js'
 import type { Config } from '../config.js'
-import { Connections, type Transport } from '../realtime/connections.js'
+import { Connections, type LiveSessions, type Transport } from '../realtime/connections.js'
 import { CoalescedTask } from '../lib/coalesced.js'
 import { Hub } from '../realtime/hub.js'
 import { eventSerializer } from '../realtime/messages.js'
@@ -60,7 +60,12 @@ const DEFAULT_LIMITS: WebSocketLimits = { maxBufferedBytes: 1_048_576, messagesP
  * instance (and by this instance's own commits at once), with a slow poll behind them; the open WebSocket and SSE
  * connections, checked against their logins, kept alive and closed on shutdown; pruning; metrics.
  */
-export default fp(async function realtime (app: FastifyInstance, { config, options = {} }: { config: Config, options?: RealtimeOptions }) {
+export default fp(async function realtime (app: FastifyInstance, { config, options = {}, liveSessions }: {
+  config: Config
+  options?: RealtimeOptions
+  /** Which logins have not ended: open connections whose login has are closed. */
+  liveSessions: LiveSessions
+}) {
   const limits: WebSocketLimits = { ...DEFAULT_LIMITS, ...options.limits }
   const intervals = {
     poll: options.pollIntervalMs ?? 3_000,
@@ -95,7 +100,7 @@ export default fp(async function realtime (app: FastifyInstance, { config, optio
       if (failures === 1) app.log.warn({ err: error }, 'could not read events; retrying')
     }
   })
-  const connections = new Connections()
+  const connections = new Connections(liveSessions)
   const replay = { replayBatch: options.replayBatch ?? 500, replayBuffer: options.replayBuffer ?? 10_000 }
   const prune = () => pruneEvents(app.db, new Date(Date.now() - config.EVENTS_RETENTION))
 

@@ -1,9 +1,20 @@
 import { setTimeout as sleep } from 'node:timers/promises'
-import { liveSessionIds } from '../auth/repository.js'
 import type { Executor } from '../db/client.js'
-import type { Principal } from '../plugins/auth.js'
 
 export type Transport = 'websocket' | 'sse'
+
+/** Who a connection acts for: what the live channel reads of the principal that opened it. */
+export interface Identity {
+  /** The user, the only one who may follow its own `user:<id>` topic. */
+  readonly id: string
+  /** The login: the connection ends with it. */
+  readonly sessionId: string
+  /** When the access token expires (ms since the epoch): the connection ends then. */
+  readonly expiresAt: number
+}
+
+/** Which of these logins have not ended at `now`. */
+export type LiveSessions = (db: Executor, sessionIds: string[], now: Date) => Promise<Set<string>>
 
 /** Why a connection's identity ended: sent to the client as an error code before it is closed. */
 export type IdentityEnd = 'token_expired' | 'login_ended'
@@ -12,7 +23,7 @@ export type IdentityEnd = 'token_expired' | 'login_ended'
 export interface Connection {
   readonly transport: Transport
   /** Who it acts for; null for an anonymous client. */
-  readonly principal: Principal | null
+  readonly principal: Identity | null
   /** Its token expired or its login ended: tells the client why, then closes (WebSocket code 1008). */
   end (code: IdentityEnd, reason: string): void
   /** Keeps the connection alive and drops it when the peer is gone (WebSocket ping, SSE comment). */
@@ -32,6 +43,9 @@ const SESSION_CHECK_BATCH = 1000
  */
 export class Connections {
   private readonly open = new Set<Connection>()
+
+  /** `liveSessions` says which logins have not ended; authentication owns that rule. */
+  constructor (private readonly liveSessions: LiveSessions) {}
 
   add (connection: Connection): void {
     this.open.add(connection)
@@ -71,7 +85,7 @@ export class Connections {
     const sessions = [...bySession.keys()]
     for (let start = 0; start < sessions.length; start += SESSION_CHECK_BATCH) {
       const batch = sessions.slice(start, start + SESSION_CHECK_BATCH)
-      const live = await liveSessionIds(db, batch, now)
+      const live = await this.liveSessions(db, batch, now)
       for (const session of batch) {
         if (live.has(session)) continue
         for (const connection of bySession.get(session) ?? []) connection.end('login_ended', 'The login of this access token has ended')

@@ -2,8 +2,8 @@ import fastJsonStringify from 'fast-json-stringify'
 import { EventMessageSchemas, eventsComponents, topicOwner } from '../../schemas/events.js'
 import { CLIENT_MESSAGES, type ClientMessage, type ClientMessageType } from '../../schemas/ws.js'
 import { compileBodyValidator, onFirstUse, type AjvIssue } from '../lib/validation.js'
-import type { Principal } from '../plugins/auth.js'
-import { validationIssues } from '../plugins/errors.js'
+import { validationIssues } from '../lib/validation-issues.js'
+import type { Identity } from './connections.js'
 import type { StoredEvent } from './outbox.js'
 
 /** What a raw client message turned out to be: a valid message, or why it is not one. */
@@ -51,13 +51,13 @@ export function messageParser (): (data: Buffer, isBinary: boolean) => Parsed {
 }
 
 /** Whether `principal` may follow `topic`: public topics are open to anyone, `user:<id>` to that user only. */
-export function mayFollow (principal: Principal | null, topic: string): boolean {
+export function mayFollow (principal: Identity | null, topic: string): boolean {
   const owner = topicOwner(topic)
   return owner === undefined || owner === principal?.id
 }
 
 /** Why some topics may not be followed, for a `forbidden_topic` error. */
-export function forbiddenTopics (principal: Principal | null, topics: string[]): string | undefined {
+export function forbiddenTopics (principal: Identity | null, topics: string[]): string | undefined {
   const refused = topics.filter((topic) => !mayFollow(principal, topic))
   if (refused.length === 0) return undefined
   return principal === null

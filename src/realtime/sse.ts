@@ -1,8 +1,7 @@
 import type { ServerResponse } from 'node:http'
 import { setTimeout as sleep } from 'node:timers/promises'
 import type { ErrorMessage } from '../../schemas/events.js'
-import type { Principal } from '../plugins/auth.js'
-import type { Connection, IdentityEnd } from './connections.js'
+import type { Connection, Identity, IdentityEnd } from './connections.js'
 import type { PublishedEvent } from './hub.js'
 import type { EventSink } from './subscriptions.js'
 
@@ -22,7 +21,7 @@ export class SseClient implements Connection, EventSink {
   readonly transport = 'sse'
   private closed = false
 
-  constructor (private readonly response: ServerResponse, readonly principal: Principal | null, private readonly context: SseClientContext) {
+  constructor (private readonly response: ServerResponse, readonly principal: Identity | null, private readonly context: SseClientContext) {
     // The request body was read long ago; the response's close is when the client goes away.
     response.on('close', () => {
       this.closed = true

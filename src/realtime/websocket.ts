@@ -3,8 +3,7 @@ import type { FastifyBaseLogger } from 'fastify'
 import WebSocket from 'ws'
 import type { ErrorCode } from '../../schemas/events.js'
 import type { ClientMessage, ServerMessage } from '../../schemas/ws.js'
-import type { Principal } from '../plugins/auth.js'
-import type { Connection, IdentityEnd } from './connections.js'
+import type { Connection, Identity, IdentityEnd } from './connections.js'
 import type { PublishedEvent } from './hub.js'
 import { forbiddenTopics, TokenBucket, type Parsed } from './messages.js'
 import type { EventSink, Subscriptions } from './subscriptions.js'
@@ -48,7 +47,7 @@ export class WebSocketClient implements Connection, EventSink {
   private alive = true
   private lastRateError = 0
 
-  constructor (private readonly socket: WebSocket, readonly principal: Principal | null, private readonly context: WebSocketClientContext) {
+  constructor (private readonly socket: WebSocket, readonly principal: Identity | null, private readonly context: WebSocketClientContext) {
     const { limits } = context
     this.subscriptions = context.subscriptions(this)
     this.rate = new TokenBucket(limits.messageBurst, limits.messagesPerSecond)

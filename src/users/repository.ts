@@ -2,11 +2,11 @@ import { and, eq, sql, type SQL } from 'drizzle-orm'
 import { v7 as uuidv7 } from 'uuid'
 import { API_PREFIX } from '../../schemas/common.js'
 import type { User } from '../../schemas/users.js'
-import { loginsChanged } from '../auth/repository.js'
+import { loginsChanged, sameEmail } from '../auth/repository.js'
 import type { Executor } from '../db/client.js'
 import { files, users } from '../db/schema.js'
 import { entityTag } from '../kit/responses.js'
-import { sqlState } from '../lib/logger.js'
+import { sqlState } from '../lib/sql-state.js'
 import { pageQuery, paginate, sortParser, type CursorCodec, type KeysetPage } from '../lib/pagination.js'
 import { conflict } from '../lib/problem.js'
 import { deleteFile, insertFile, servedColumns, type KnownTags, type StoredFile } from '../storage/files.js'
@@ -73,8 +73,6 @@ export const toUser = (row: UserRow): User => ({
 /** Every write sets `updatedAt`, at millisecond precision: it is the account's version. */
 export const userEtag = (row: Pick<UserRow, 'id' | 'updatedAt'>) => entityTag(row.id, row.updatedAt.getTime())
 
-const sameEmail = (email: string) => eq(sql`lower(${users.email})`, email.toLowerCase())
-
 /** Runs `work`, turning the case-insensitive unique email index's violation into a 409 problem. */
 export async function withUniqueEmail<T> (work: () => Promise<T>): Promise<T> {
   try {
@@ -92,13 +90,6 @@ export async function findUserById (db: Executor, id: string): Promise<UserRow |
 
 export async function findUserByEmail (db: Executor, email: string): Promise<UserRow | undefined> {
   const [row] = await db.select(publicColumns).from(users).where(sameEmail(email)).limit(1)
-  return row
-}
-
-/** What a login needs to know about an account, the password hash included. */
-export async function findCredentialsByEmail (db: Executor, email: string) {
-  const [row] = await db.select({ id: users.id, passwordHash: users.passwordHash, isActive: users.isActive, isSuperuser: users.isSuperuser })
-    .from(users).where(sameEmail(email)).limit(1)
   return row
 }
 

@@ -4,7 +4,7 @@ import type { FastifyInstance } from 'fastify'
 import t from 'tap'
 import { requires } from '../../schemas/common.js'
 import { idempotencyKeys, items } from '../../src/db/schema.js'
-import { canonicalJson } from '../../src/lib/pagination.js'
+import { canonicalJson } from '../../src/lib/canonical-json.js'
 import { conflict } from '../../src/lib/problem.js'
 import { authHeader, build, login, signUp } from '../helper.js'
 

@@ -5,11 +5,11 @@ import jwt from '@fastify/jwt'
 import type { FastifyBaseLogger, FastifyInstance, FastifyRequest, onRequestHookHandler } from 'fastify'
 import fp from 'fastify-plugin'
 import { OAUTH2_SCHEME } from '../../schemas/common.js'
-import { findLiveSession, loginsChanged } from '../auth/repository.js'
-import { SessionCache } from '../auth/session-cache.js'
-import type { Scopes } from '../auth/scopes.js'
+import type { Scopes } from './scopes.js'
 import type { Config } from '../config.js'
 import { challenge, forbidden, HttpProblem, invalidToken, unauthorized } from '../lib/problem.js'
+import { findLiveSession, loginsChanged } from './repository.js'
+import { SessionCache } from './session-cache.js'
 
 /** Who a request acts for: set from a valid bearer token, null without one. */
 export interface Principal {

@@ -4,9 +4,9 @@ import { streamEvents } from '../../schemas/events.js'
 import { BEARER_PROTOCOL, connectWebSocket, WS_PATH } from '../../schemas/ws.js'
 import type { ResourceOptions } from '../kit/resource.js'
 import { forbidden, HttpProblem } from '../lib/problem.js'
-import { forbiddenTopics, messageParser } from './messages.js'
-import { SseClient } from './sse.js'
-import { WebSocketClient } from './websocket.js'
+import { forbiddenTopics, messageParser } from '../realtime/messages.js'
+import { SseClient } from '../realtime/sse.js'
+import { WebSocketClient } from '../realtime/websocket.js'
 
 /** The token of a `Sec-WebSocket-Protocol: bearer, <token>` offer. */
 function protocolToken (header: string | undefined): string | undefined {
@@ -22,7 +22,7 @@ function queryToken (request: FastifyRequest): string | undefined {
 }
 
 /** The WebSocket channel and its Server-Sent Events twin. */
-const realtimeRoutes: FastifyPluginAsyncTypebox<ResourceOptions> = async (app, { config }) => {
+const events: FastifyPluginAsyncTypebox<ResourceOptions> = async (app, { config }) => {
   const { realtime } = app
   const allowedOrigins = new Set(config.CORS_ORIGINS)
   const parse = messageParser()
@@ -112,4 +112,4 @@ const realtimeRoutes: FastifyPluginAsyncTypebox<ResourceOptions> = async (app, {
   })
 }
 
-export default realtimeRoutes
+export default events

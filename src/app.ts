@@ -12,7 +12,7 @@ import auth from './auth/plugin.js'
 import { liveSessionIds } from './auth/repository.js'
 import dashboard from './dashboard/routes.js'
 import jobQueue, { type JobsOptions } from './jobs/queue.js'
-import { addComponents, registerResources } from './kit/resource.js'
+import { addComponents, registerResources, type ResourceTuning } from './kit/resource.js'
 import db from './plugins/db.js'
 import docs from './plugins/docs.js'
 import errors, { clientErrorHandler, sendProblem } from './plugins/errors.js'
@@ -38,6 +38,8 @@ export interface AppOptions {
   jobs?: JobsOptions
   /** Intervals and limits of the live channel (tests shorten them). */
   realtime?: RealtimeOptions
+  /** Resources' own settings beyond the configuration (tests shorten delays). */
+  resources?: ResourceTuning
 }
 
 /** JSON bodies are limited to 1 MiB; uploads have their own limit. */
@@ -90,8 +92,9 @@ export async function buildApp (config: Config, options: AppOptions = {}): Promi
   await app.register(docs, { contracts, scopes: scopes.descriptions() })
   await app.register(realtime, { config, options: options.realtime, liveSessions: liveSessionIds })
   await app.register(metricsRoute)
-  await registerResources(app, serviceResources, '', config)
-  await registerResources(app, apiResources, API_PREFIX, config)
+  const resourceOptions = { config, tuning: options.resources ?? {} }
+  await registerResources(app, serviceResources, '', resourceOptions)
+  await registerResources(app, apiResources, API_PREFIX, resourceOptions)
   await app.register(dashboard)
   return app
 }

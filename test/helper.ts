@@ -102,3 +102,28 @@ export function jwt (payload: Record<string, unknown>, { alg = 'HS256', secret =
   const hash = alg === 'HS512' ? 'sha512' : 'sha256'
   return `${head}.${createHmac(hash, secret).update(head).digest('base64url')}`
 }
+
+/**
+ * Starts apps one after another on the same database, like restarts of one instance: with Postgres
+ * the same URL; with PGlite (one process per data directory) a copy of the data the previous app left.
+ */
+export async function restartable (t: Test, env: Record<string, string> = {}) {
+  const { databaseUrl, pglite } = await freshDatabase(t)
+  let data: Blob | undefined
+  return async function start (options: AppOptions = {}) {
+    const client = databaseUrl !== undefined ? undefined : data === undefined ? pglite : await PGlite.create({ loadDataDir: data, startParams: PGLITE_START_PARAMS })
+    const app = await buildApp(
+      testConfig({ ...env, ...(databaseUrl === undefined ? {} : { DATABASE_URL: databaseUrl }) }),
+      { ...options, database: client === undefined ? {} : { pglite: client } }
+    )
+    t.teardown(() => app.close())
+    await app.ready()
+    /** Stops the workers as a shutdown does, then the app, keeping the data for the next start. */
+    const stop = async () => {
+      await app.jobQueue.stop()
+      if (client !== undefined) data = await client.dumpDataDir('gzip')
+      await app.close()
+    }
+    return { app, stop }
+  }
+}

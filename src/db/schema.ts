@@ -171,3 +171,49 @@ export const eventLog = pgTable('event_log', {
 }, (t) => [
   check('event_log_one_row', sql`${t.id} = 1`)
 ])
+
+/** Outgoing webhook endpoints; `secret` is the signing secret, encrypted with a key derived from the token secret. */
+export const webhooks = pgTable('webhooks', {
+  id: uuid().primaryKey(),
+  ownerId: uuid().notNull().references(() => users.id, { onDelete: 'cascade' }),
+  url: text().notNull(),
+  topics: text().array().notNull(),
+  description: text(),
+  active: boolean().notNull().default(true),
+  disabledReason: text(),
+  /** Deliveries in a row whose last attempt failed; a delivered one resets it. */
+  failures: integer().notNull().default(0),
+  secret: text().notNull(),
+  version: integer().notNull().default(1),
+  createdAt: isoTimestamp().notNull().default(sql`now()`),
+  updatedAt: isoTimestamp().notNull().default(sql`now()`)
+}, (t) => [
+  index('webhooks_owner_id_created_at_idx').on(t.ownerId, t.createdAt, t.id),
+  index('webhooks_topics_idx').using('gin', t.topics)
+])
+
+/** Each attempt at delivering an event to a webhook, with the event, so that it can be delivered again. */
+export const webhookDeliveries = pgTable('webhook_deliveries', {
+  id: uuid().primaryKey(),
+  webhookId: uuid().notNull().references(() => webhooks.id, { onDelete: 'cascade' }),
+  eventId: bigint({ mode: 'number' }).notNull(),
+  event: text().notNull(),
+  payload: text().notNull(),
+  attempt: integer().notNull(),
+  /** delivered | retrying | failed */
+  outcome: text().notNull(),
+  statusCode: integer(),
+  durationMs: integer().notNull(),
+  error: text(),
+  createdAt: isoTimestamp().notNull().default(sql`now()`)
+}, (t) => [
+  index('webhook_deliveries_webhook_id_created_at_idx').on(t.webhookId, t.createdAt, t.id)
+])
+
+/** One row: the newest event the webhook dispatcher has handed to the delivery queue. */
+export const webhookDispatch = pgTable('webhook_dispatch', {
+  id: smallint().primaryKey().default(1),
+  through: bigint({ mode: 'number' }).notNull().default(0)
+}, (t) => [
+  check('webhook_dispatch_one_row', sql`${t.id} = 1`)
+])

@@ -20,10 +20,23 @@ export interface JobsOptions {
   afterBatch?: ImportRunOptions['afterBatch']
 }
 
+/** Works on the jobs of one queue, fetched together; a job whose work throws is retried as its options say. */
+export type QueueWorker<T extends object> = (jobs: Array<PgBoss.JobWithMetadata<T>>) => Promise<void>
+
 export interface JobQueue {
+  /**
+   * Declares a queue and the work on its jobs, which this instance does unless it only accepts jobs (`worker: false`).
+   * Called while the app is being built: the queue is created, and its worker started, when the app is ready.
+   */
+  define <T extends object>(name: string, work: QueueWorker<T>, options?: { batchSize?: number }): void
+  /**
+   * Enqueues a job, within the transaction `tx` when given (the job then exists if and only if it commits), or now.
+   * Its options say when it runs (`startAfter`), how it is retried and how long it may run.
+   */
+  send (tx: Executor | undefined, name: string, data: object, options?: PgBoss.SendOptions): Promise<void>
   /** Enqueues an import within the caller's transaction: the job row and its queue entry commit together. */
   enqueueImport (tx: Executor, jobId: string): Promise<void>
-  /** Wakes this instance's worker at once rather than at its next poll (call it after the commit). */
+  /** Wakes this instance's workers at once rather than at their next poll (call it after the commit). */
   wake (): void
   /** Stops working: an import in progress stops after its batch, to be resumed by the next worker. Closing the app does this too. */
   stop (): Promise<void>
@@ -89,6 +102,8 @@ export default fp(async function jobQueue (app: FastifyInstance, { options = {} 
   const interrupt = new AbortController()
   let workerId: string | undefined
   let started = false
+  const queues = new Map<string, { work: QueueWorker<object>, batchSize: number }>()
+  const workerIds: string[] = []
   let stopping: Promise<void> | undefined
 
   // Imports take turns: one that has run its turn while others wait is queued again behind them, as a new queue
@@ -126,9 +141,11 @@ export default fp(async function jobQueue (app: FastifyInstance, { options = {} 
       await boss.start()
       started = true
       await boss.createQueue(IMPORT_QUEUE)
+      for (const name of queues.keys()) await boss.createQueue(name)
     })
     if (options.worker !== false) {
       workerId = await boss.work(IMPORT_QUEUE, { batchSize: 1, pollingIntervalSeconds: 0.5, includeMetadata: true }, work)
+      for (const [name, queue] of queues) workerIds.push(await boss.work(name, { batchSize: queue.batchSize, pollingIntervalSeconds: 0.5, includeMetadata: true }, queue.work))
     }
   })
 
@@ -139,11 +156,20 @@ export default fp(async function jobQueue (app: FastifyInstance, { options = {} 
   })())
 
   app.decorate('jobQueue', {
+    define: <T extends object>(name: string, work: QueueWorker<T>, { batchSize = 1 } = {}) => {
+      if (started) throw new Error(`The queue ${name} is declared after the job queue started`)
+      // Stored beside other queues' workers; pg-boss hands it only jobs sent to this queue, whose data are `T`s.
+      queues.set(name, { work: work as QueueWorker<object>, batchSize })
+    },
+    send: async (tx, name, data, sendOptions = {}) => {
+      const id = await boss.send(name, data, tx === undefined ? sendOptions : { ...sendOptions, db: transactionDb(tx) })
+      if (id === null) throw new Error(`the ${name} queue did not accept a job`)
+    },
     enqueueImport: async (tx, jobId) => {
       const id = await boss.send(IMPORT_QUEUE, { jobId }, { id: jobId, singletonKey: jobId, ...RETRIES, db: transactionDb(tx) })
       if (id === null) throw new Error(`the ${IMPORT_QUEUE} queue did not accept job ${jobId}`)
     },
-    wake: () => { if (workerId !== undefined) boss.notifyWorker(workerId) },
+    wake: () => { for (const id of [workerId, ...workerIds]) if (id !== undefined) boss.notifyWorker(id) },
     stop
   } satisfies JobQueue)
 

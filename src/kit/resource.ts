@@ -4,9 +4,16 @@ import type { FastifyInstance } from 'fastify'
 import type { ResourceContract } from '../../schemas/common.js'
 import type { Config } from '../config.js'
 
+/**
+ * Settings of resources that tests (or an embedding program) change beyond the configuration, such as shorter delays:
+ * each resource adds its own member to this interface (declaration merging), and `AppOptions.resources` carries them.
+ */
+export interface ResourceTuning {}
+
 /** What every resource's routes are given. */
 export interface ResourceOptions {
   config: Config
+  tuning: ResourceTuning
 }
 
 /** A resource: its contract (tag, components, scopes, from its schema module) and the plugin of its routes. */
@@ -25,6 +32,6 @@ export function addComponents (app: FastifyInstance, schemas: TSchema[]): void {
 }
 
 /** Registers the routes of `resources` under `prefix`, each resource in a scope of its own. */
-export async function registerResources (app: FastifyInstance, resources: Resource[], prefix: string, config: Config): Promise<void> {
-  for (const { routes } of resources) await app.register(routes, { prefix, config })
+export async function registerResources (app: FastifyInstance, resources: Resource[], prefix: string, options: ResourceOptions): Promise<void> {
+  for (const { routes } of resources) await app.register(routes, { prefix, ...options })
 }

@@ -217,6 +217,19 @@ export async function paginate<Row extends Record<string, unknown>> (
   return { data, nextCursor: codec.encode(lastValues, request.binding) }
 }
 
+/** A query that runs once its placeholders are given, as drizzle's `prepare` makes one. */
+interface Preparable<Row> { prepare (name: string): { execute (values: Record<string, unknown>): Promise<Row[]> } }
+
+/** `paginate` over a query built from the page's pieces (`pageQuery`): the common case of a listing without a prepared shape of its own. */
+export async function paginateQuery<Row extends Record<string, unknown>> (
+  codec: CursorCodec,
+  keys: SortKey[],
+  request: PageRequest,
+  query: (page: PageQuery) => Preparable<Row>
+): Promise<KeysetPage<Row>> {
+  return await paginate(codec, keys, request, async (fromCursor, values) => await query(pageQuery(keys, fromCursor)).prepare('').execute(values))
+}
+
 /** An RFC 8288 `Link` header value pointing at the next page: the same request (a path and query) with `cursor` replaced. */
 export function nextLink (url: string, cursor: string): string {
   const query = url.indexOf('?')

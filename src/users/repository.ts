@@ -7,7 +7,7 @@ import type { Executor } from '../db/client.js'
 import { files, users } from '../db/schema.js'
 import { entityTag } from '../kit/responses.js'
 import { sqlState } from '../lib/sql-state.js'
-import { pageQuery, paginate, sortParser, type CursorCodec, type KeysetPage } from '../lib/pagination.js'
+import { paginateQuery, sortParser, type CursorCodec, type KeysetPage } from '../lib/pagination.js'
 import { conflict } from '../lib/problem.js'
 import { deleteFile, insertFile, servedColumns, type KnownTags, type StoredFile } from '../storage/files.js'
 import type { Image } from '../storage/images.js'
@@ -162,14 +162,9 @@ export async function listUsers (
     filters.isSuperuser === undefined ? undefined : eq(users.isSuperuser, filters.isSuperuser),
     filters.email === undefined ? undefined : sql`${users.email} ilike ${`%${likeLiteral(filters.email)}%`}`
   ]
-  return await paginate(codec, keys, {
-    limit: options.limit,
-    cursor: options.cursor,
-    binding: { resource: 'users', sort: options.sort, ...filters }
-  }, async (fromCursor, values) => {
-    const { after, orderBy, limit } = pageQuery(keys, fromCursor)
-    return await db.select(publicColumns).from(users).where(and(...conditions, after)).orderBy(...orderBy).limit(limit).prepare('').execute(values)
-  })
+  const request = { limit: options.limit, cursor: options.cursor, binding: { resource: 'users', sort: options.sort, ...filters } }
+  return await paginateQuery(codec, keys, request, ({ after, orderBy, limit }) =>
+    db.select(publicColumns).from(users).where(and(...conditions, after)).orderBy(...orderBy).limit(limit))
 }
 
 /** Makes `image` the user's avatar, deleting the one it replaces. Undefined when the user no longer exists. */

@@ -1,39 +1,10 @@
-import { PGlite } from '@electric-sql/pglite'
 import { eq } from 'drizzle-orm'
 import type { FastifyInstance } from 'fastify'
-import t, { type Test } from 'tap'
-import { buildApp } from '../../src/app.js'
-import { PGLITE_START_PARAMS } from '../../src/db/embedded.js'
+import t from 'tap'
 import { jobs } from '../../src/db/schema.js'
 import { ImportInterruptedError, runImport } from '../../src/jobs/import.js'
-import type { JobsOptions } from '../../src/jobs/queue.js'
-import { build, freshDatabase, testConfig } from '../helper.js'
+import { build, restartable } from '../helper.js'
 import { finished, itemsOf, ndjson, startImport, user } from './helpers.js'
-
-/**
- * Starts apps one after another on the same database, like restarts of one instance: with Postgres
- * the same URL; with PGlite (one process per data directory) a copy of the data the previous app left.
- */
-async function restartable (t: Test) {
-  const { databaseUrl, pglite } = await freshDatabase(t)
-  let data: Blob | undefined
-  return async function start (options: JobsOptions) {
-    const client = databaseUrl !== undefined ? undefined : data === undefined ? pglite : await PGlite.create({ loadDataDir: data, startParams: PGLITE_START_PARAMS })
-    const app = await buildApp(
-      testConfig(databaseUrl === undefined ? {} : { DATABASE_URL: databaseUrl }),
-      { database: client === undefined ? {} : { pglite: client }, jobs: options }
-    )
-    t.teardown(() => app.close())
-    await app.ready()
-    /** Stops the worker as a shutdown does, then the app, keeping the data for the next start. */
-    const stop = async () => {
-      await app.jobQueue.stop()
-      if (client !== undefined) data = await client.dumpDataDir('gzip')
-      await app.close()
-    }
-    return { app, stop }
-  }
-}
 
 const jobRow = async (app: FastifyInstance, id: string) => {
   const [row] = await app.db.select().from(jobs).where(eq(jobs.id, id))
@@ -54,12 +25,12 @@ const RESULT = { created: 6, failed: 1, errors: [{ line: 4, errors: [{ path: '/p
 
 t.test('an import accepted by an instance that stops before working on it is run once by the next instance', async (t) => {
   const start = await restartable(t)
-  const first = await start({ worker: false })
+  const first = await start({ jobs: { worker: false } })
   const ada = await user(first.app)
   const job = await startImport(first.app, ada.token, { filename: 'rows.ndjson', content: ndjson(ROWS) })
   await first.stop()
 
-  const second = await start({ batchSize: 2 })
+  const second = await start({ jobs: { batchSize: 2 } })
   const done = await finished(second.app, ada.token, job.id)
   t.match(done, { status: 'succeeded', progress: 1, result: RESULT })
   t.same((await itemsOf(second.app, ada.id)).map((item) => item.name), CREATED)
@@ -72,10 +43,12 @@ t.test('an import interrupted by a shutdown between batches resumes on the next 
   let release: () => void = () => undefined
   const parked = new Promise<void>((resolve) => { release = resolve })
   const first = await start({
-    batchSize: 2,
-    afterBatch: async () => {
-      firstBatch()
-      await parked
+    jobs: {
+      batchSize: 2,
+      afterBatch: async () => {
+        firstBatch()
+        await parked
+      }
     }
   })
   const ada = await user(first.app)
@@ -89,7 +62,7 @@ t.test('an import interrupted by a shutdown between batches resumes on the next 
   t.equal((await itemsOf(first.app, ada.id)).length, 2)
   await first.stop()
 
-  const second = await start({ batchSize: 2 })
+  const second = await start({ jobs: { batchSize: 2 } })
   const done = await finished(second.app, ada.token, job.id)
   t.match(done, { status: 'succeeded', progress: 1, result: RESULT })
   t.same((await itemsOf(second.app, ada.id)).map((item) => item.name), CREATED)

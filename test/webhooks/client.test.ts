@@ -1,43 +1,12 @@
 import { once } from 'node:events'
-import type { IncomingHttpHeaders } from 'node:http'
 import { createServer } from 'node:net'
 import { Readable } from 'node:stream'
 import { setTimeout as sleep } from 'node:timers/promises'
-import Fastify, { type FastifyReply, type FastifyRequest } from 'fastify'
 import { Webhook } from 'standardwebhooks'
 import t, { type Test } from 'tap'
 import { createDeliveryClient, type DeliveryClientOptions } from '../../src/webhooks/client.js'
+import { receiver, type Handler } from './receiver.js'
 import { newSecret, signedHeaders } from '../../src/webhooks/signing.js'
-
-// Every receiver is a Fastify server on 127.0.0.1 started by the test; nothing else is ever connected to.
-
-interface Received {
-  method: string
-  url: string
-  headers: IncomingHttpHeaders
-  body: string
-  remotePort: number | undefined
-}
-
-type Handler = (request: FastifyRequest, reply: FastifyReply) => unknown
-
-/** A receiver answering with `handler`, which records every request it gets. */
-async function receiver (t: Test, handler: Handler = async () => 'ok'): Promise<{ url: string, received: Received[] }> {
-  // Connections still open (a receiver that never answers) are cut when the test ends.
-  const app = Fastify({ forceCloseConnections: true })
-  app.removeAllContentTypeParsers()
-  // The raw text, as a receiver needs it to check the signature.
-  app.addContentTypeParser('*', { parseAs: 'string' }, (_request, body, done) => { done(null, body) })
-  const received: Received[] = []
-  app.all('/*', async (request, reply) => {
-    received.push({ method: request.method, url: request.url, headers: request.headers, body: String(request.body ?? ''), remotePort: request.raw.socket.remotePort })
-    return await handler(request, reply)
-  })
-  await app.listen({ host: '127.0.0.1', port: 0 })
-  t.teardown(() => app.close())
-  const { port } = app.server.address() as { port: number }
-  return { url: `http://127.0.0.1:${port}`, received }
-}
 
 function client (t: Test, options: Partial<DeliveryClientOptions> = {}) {
   const delivery = createDeliveryClient({ allowPrivate: true, ...options })

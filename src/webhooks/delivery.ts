@@ -1,0 +1,138 @@
+import { sql } from 'drizzle-orm'
+import type PgBoss from 'pg-boss'
+import { v7 as uuidv7 } from 'uuid'
+import { rows, type Db, type Executor } from '../db/client.js'
+import { webhookDeliveries } from '../db/schema.js'
+import { readEvents, type StoredEvent } from '../realtime/outbox.js'
+import type { DeliveryClient } from './client.js'
+import { findWebhook } from './repository.js'
+import { classify, DISABLE_AFTER_FAILURES, MAX_ATTEMPTS, retryDelayMs } from './retry.js'
+import type { SecretBox } from './sealing.js'
+import { signedHeaders } from './signing.js'
+
+export const DELIVERY_QUEUE = 'webhooks.deliver'
+/** Events read per dispatch transaction. */
+const DISPATCH_BATCH = 200
+
+/** One event on its way to one endpoint: the signed body stays the same on every attempt. */
+export interface DeliveryJob {
+  webhookId: string
+  eventId: number
+  event: string
+  payload: string
+  attempt: number
+}
+
+/** What sends and schedules deliveries: the queue's side of the job queue. */
+export interface DeliveryQueue {
+  send (tx: Executor | undefined, name: string, data: object, options?: PgBoss.SendOptions): Promise<void>
+}
+
+export interface DeliveryOptions {
+  /** The first retry's delay; each further one doubles it, with jitter (30 s by default). */
+  retryBaseMs?: number
+}
+
+/** The body of a delivery, as the Standard Webhooks specification suggests: the event's name, time and data. */
+export const eventPayload = (event: StoredEvent) =>
+  JSON.stringify({ type: event.name, timestamp: event.createdAt.toISOString(), data: event.data })
+
+/**
+ * Hands the outbox's events to the delivery queue: each event to every active endpoint whose topics include its topic
+ * (created before it), in one transaction with the dispatch cursor, so every event is queued exactly once even with
+ * several instances, and none is lost to a crash. Events are taken in id order and never past one a running
+ * transaction may still commit (as the live channel's hub does), so a late commit is not skipped.
+ */
+export class Dispatcher {
+  private pending: { upTo: number, running: string[] } | undefined
+
+  constructor (private readonly db: Db, private readonly queue: DeliveryQueue) {}
+
+  /** Dispatches what it can; true when there may be more to do at once, false when done or waiting for running transactions. */
+  async dispatch (): Promise<'more' | 'done' | 'waiting'> {
+    return await this.db.transaction(async (tx) => {
+      await tx.execute(sql`insert into webhook_dispatch (id, through) select 1, coalesce(max(id), 0) from events on conflict (id) do nothing`)
+      // Another instance dispatching holds the row: it takes these events.
+      const [cursor] = await rows<{ through: number | string }>(tx, sql`select through from webhook_dispatch where id = 1 for update skip locked`)
+      if (cursor === undefined) return 'done'
+      const through = Number(cursor.through)
+      const batch = await readEvents(tx, through, DISPATCH_BATCH, this.pending?.running ?? [])
+      let settledThrough = through
+      if (this.pending !== undefined && batch.settled) settledThrough = Math.max(settledThrough, this.pending.upTo)
+      if (batch.running.length === 0) settledThrough = Math.max(settledThrough, batch.events.at(-1)?.id ?? through)
+      const ready = batch.events.filter((event) => event.id <= settledThrough)
+      this.pending = ready.length < batch.events.length ? (this.pending ?? { upTo: batch.events.at(-1)?.id ?? through, running: batch.running }) : undefined
+      if (ready.length === 0) return this.pending === undefined ? 'done' : 'waiting'
+      await this.enqueue(tx, ready)
+      await tx.execute(sql`update webhook_dispatch set through = ${ready.at(-1)?.id ?? through} where id = 1`)
+      return this.pending !== undefined ? 'waiting' : batch.events.length === DISPATCH_BATCH ? 'more' : 'done'
+    })
+  }
+
+  private async enqueue (tx: Executor, events: StoredEvent[]): Promise<void> {
+    const described = JSON.stringify(events.map((event) => ({ id: event.id, topic: event.topic, created_at: event.createdAt.toISOString() })))
+    const targets = await rows<{ webhook_id: string, event_id: number | string }>(tx, sql`
+      select w.id as webhook_id, e.id as event_id
+      from jsonb_to_recordset(${described}::jsonb) as e(id bigint, topic text, created_at timestamptz)
+      join webhooks w on w.active and e.topic = any(w.topics) and w.created_at <= e.created_at
+        and (e.topic not like 'user:%' or e.topic = 'user:' || w.owner_id::text)
+      order by e.id, w.id`)
+    const byId = new Map(events.map((event) => [event.id, event]))
+    for (const target of targets) {
+      const event = byId.get(Number(target.event_id))
+      if (event === undefined) continue
+      await this.queue.send(tx, DELIVERY_QUEUE, { webhookId: target.webhook_id, eventId: event.id, event: event.name, payload: eventPayload(event), attempt: 1 } satisfies DeliveryJob)
+    }
+  }
+}
+
+/** Delivers one attempt of a job, records it, and schedules the next attempt or gives up. */
+export class Deliverer {
+  constructor (
+    private readonly db: Db,
+    private readonly queue: DeliveryQueue,
+    private readonly client: DeliveryClient,
+    private readonly secrets: SecretBox,
+    private readonly options: DeliveryOptions = {}
+  ) {}
+
+  async deliver (job: DeliveryJob): Promise<void> {
+    const webhook = await findWebhook(this.db, job.webhookId)
+    // Deleted or deactivated since it was queued: nothing is sent.
+    if (webhook === undefined || !webhook.active) return
+    const headers = signedHeaders(this.secrets.open(webhook.secret), `evt_${job.eventId}`, new Date(), job.payload)
+    const result = await this.client.post(webhook.url, job.payload, headers)
+    const verdict = classify(result)
+    const outcome = verdict === 'retry' && job.attempt < MAX_ATTEMPTS ? 'retrying' : verdict === 'delivered' ? 'delivered' : 'failed'
+    await this.db.transaction(async (tx) => {
+      await tx.insert(webhookDeliveries).values({
+        id: uuidv7(),
+        webhookId: job.webhookId,
+        eventId: job.eventId,
+        event: job.event,
+        payload: job.payload,
+        attempt: job.attempt,
+        outcome,
+        statusCode: result.status,
+        durationMs: Math.round(result.durationMs),
+        error: result.error
+      })
+      if (outcome === 'retrying') {
+        const startAfter = new Date(Date.now() + retryDelayMs(job.attempt, result.retryAfterMs, { baseMs: this.options.retryBaseMs }))
+        await this.queue.send(tx, DELIVERY_QUEUE, { ...job, attempt: job.attempt + 1 }, { startAfter })
+        return
+      }
+      const reason = `Disabled after ${DISABLE_AFTER_FAILURES} deliveries in a row failed; the last: ${result.error ?? `HTTP ${result.status ?? 'no status'}`}`
+      // A delivered event resets the count; a failed one adds to it, and the one that reaches the limit deactivates the endpoint.
+      const disabling = sql`(active and ${outcome === 'failed'} and failures + 1 >= ${DISABLE_AFTER_FAILURES})`
+      await tx.execute(sql`
+        update webhooks set
+          failures = case when ${outcome === 'delivered'} then 0 else failures + 1 end,
+          active = active and not ${disabling},
+          disabled_reason = case when ${disabling} then ${reason} else disabled_reason end,
+          version = version + case when ${disabling} then 1 else 0 end,
+          updated_at = case when ${disabling} then now() else updated_at end
+        where id = ${job.webhookId}`)
+    })
+  }
+}

@@ -1,0 +1,69 @@
+import type { FastifyInstance } from 'fastify'
+import type { Config } from '../config.js'
+import { CoalescedTask } from '../lib/coalesced.js'
+import { onEventsCommitted } from '../realtime/outbox.js'
+import { createDeliveryClient } from './client.js'
+import { Deliverer, DELIVERY_QUEUE, Dispatcher, type DeliveryJob } from './delivery.js'
+import type { SecretBox } from './sealing.js'
+
+export interface WebhookTuning {
+  /** The first retry's delay (30 s by default). */
+  retryBaseMs?: number
+  /** The longest an attempt may take, connecting included (10 s by default). */
+  timeoutMs?: number
+  /** How often the outbox is read when no commit of this instance wakes the dispatcher (1 s by default). */
+  pollMs?: number
+}
+
+declare module '../kit/resource.js' {
+  interface ResourceTuning {
+    webhooks?: WebhookTuning
+  }
+}
+
+/** Deliveries to different endpoints (and of different events) under way at once, per instance. */
+const CONCURRENT_DELIVERIES = 20
+/** How soon to look again when events wait for transactions still running. */
+const SETTLE_DELAY_MS = 50
+
+/**
+ * Starts delivering: the dispatcher follows the outbox (woken by this instance's commits, and polling for other
+ * instances'), and this instance's worker takes delivery jobs, a batch at a time, concurrently.
+ */
+export function startDeliveries (app: FastifyInstance, config: Config, secrets: SecretBox, tuning: WebhookTuning = {}): void {
+  const client = createDeliveryClient({ allowPrivate: config.WEBHOOK_ALLOW_PRIVATE_TARGETS, timeoutMs: tuning.timeoutMs })
+  const deliverer = new Deliverer(app.db, app.jobQueue, client, secrets, { retryBaseMs: tuning.retryBaseMs })
+  app.jobQueue.define<DeliveryJob>(DELIVERY_QUEUE, async (jobs) => {
+    await Promise.all(jobs.map((job) => deliverer.deliver(job.data)))
+  }, { batchSize: CONCURRENT_DELIVERIES })
+
+  const dispatcher = new Dispatcher(app.db, app.jobQueue)
+  let retry: NodeJS.Timeout | undefined
+  const dispatching: CoalescedTask = new CoalescedTask(async () => {
+    try {
+      let state = await dispatcher.dispatch()
+      while (state === 'more') state = await dispatcher.dispatch()
+      if (state === 'waiting') retry = setTimeout(() => { dispatching.request() }, SETTLE_DELAY_MS).unref()
+      else app.jobQueue.wake()
+    } catch (error) {
+      app.log.warn({ err: error }, 'webhook dispatch failed; retrying at the next poll')
+    }
+  }, 5)
+
+  let stopListening = () => {}
+  let poll: NodeJS.Timeout | undefined
+  app.addHook('onReady', async () => {
+    stopListening = onEventsCommitted(app.db, () => { dispatching.request() })
+    poll = setInterval(() => { dispatching.request() }, tuning.pollMs ?? 1_000).unref()
+    dispatching.request()
+  })
+  app.addHook('onClose', async () => {
+    stopListening()
+    clearInterval(poll)
+    clearTimeout(retry)
+    await dispatching.stop()
+    // Deliveries in progress end before their connections close.
+    await app.jobQueue.stop()
+    await client.close()
+  })
+}

@@ -122,7 +122,7 @@ export function onCommit (executor: Executor, callback: (db: Db) => void): void 
 
 /**
  * Something that becomes true when a transaction commits, told to whoever listens on that database (each app listens on
- * its own): `emit` in the transaction (at once outside one), `listen` once per database.
+ * its own): `emit` in the transaction (at once outside one); every listener of that database hears it.
  */
 export interface CommitSignal<T> {
   emit: (executor: Executor, value: T) => void
@@ -130,12 +130,16 @@ export interface CommitSignal<T> {
 }
 
 export function commitSignal<T> (): CommitSignal<T> {
-  const listeners = new WeakMap<Db, (value: T) => void>()
+  const listeners = new WeakMap<Db, Set<(value: T) => void>>()
   return {
-    emit: (executor, value) => { onCommit(executor, (db) => listeners.get(db)?.(value)) },
+    emit: (executor, value) => {
+      onCommit(executor, (db) => { for (const listener of listeners.get(db) ?? []) listener(value) })
+    },
     listen: (db, listener) => {
-      listeners.set(db, listener)
-      return () => { listeners.delete(db) }
+      let set = listeners.get(db)
+      if (set === undefined) listeners.set(db, set = new Set())
+      set.add(listener)
+      return () => { set.delete(listener) }
     }
   }
 }

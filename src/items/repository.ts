@@ -3,12 +3,12 @@ import { v7 as uuidv7 } from 'uuid'
 import { API_PREFIX } from '../../schemas/common.js'
 import type { Item, ItemCreate, ItemReplace } from '../../schemas/items.js'
 import type { Executor } from '../db/client.js'
-import { files, items } from '../db/schema.js'
+import { items } from '../db/schema.js'
 import { preparedSelect } from '../db/statements.js'
 import { entityTag } from '../kit/responses.js'
 import { pageQuery, paginate, sortParser, type CursorCodec, type KeysetPage, type PageRequest, type SortKey } from '../lib/pagination.js'
 import { emit, emitting, newEvent, withEvents, type NewEvent } from '../realtime/outbox.js'
-import { deleteFile, insertFile, servedColumns, type KnownTags, type StoredFile } from '../storage/files.js'
+import { deleteFile, replaceFile, type FileSlot } from '../storage/files.js'
 import type { Image } from '../storage/images.js'
 
 export type ItemRow = Omit<typeof items.$inferSelect, 'search'>
@@ -141,24 +141,20 @@ export async function setItemImageAtVersion (db: Executor, item: Pick<ItemRow, '
     const [current] = await tx.select({ imageFileId: items.imageFileId }).from(items)
       .where(and(eq(items.id, item.id), eq(items.version, item.version))).for('update')
     if (current === undefined) return undefined
-    const fileId = await insertFile(tx, item.ownerId, image)
-    const [row] = await tx.update(items)
-      .set({ imageFileId: fileId, version: sql`${items.version} + 1`, updatedAt: new Date().toISOString() })
-      .where(eq(items.id, item.id))
-      .returning(itemColumns)
-    if (current.imageFileId !== null) await deleteFile(tx, current.imageFileId)
+    const row = await replaceFile(tx, item.ownerId, image, current.imageFileId, async (fileId) => {
+      const [updated] = await tx.update(items)
+        .set({ imageFileId: fileId, version: sql`${items.version} + 1`, updatedAt: new Date().toISOString() })
+        .where(eq(items.id, item.id))
+        .returning(itemColumns)
+      return updated
+    })
     if (row !== undefined) await emit(tx, itemChanged('item.updated', row))
     return row
   })
 }
 
-/** The image of an item; undefined when the item does not exist or has none. */
-export async function findItemImage (db: Executor, itemId: string, known: KnownTags): Promise<StoredFile | undefined> {
-  const [row] = await db.select(servedColumns(known)).from(items)
-    .innerJoin(files, eq(files.id, items.imageFileId))
-    .where(eq(items.id, itemId))
-  return row
-}
+/** Where an item keeps its image. */
+export const itemImage: FileSlot = { table: items, id: items.id, file: items.imageFileId }
 
 /** Deletes every item of a user, with their `item.deleted` events: deleting the user would take them silently. */
 export async function deleteItemsOf (db: Executor, ownerId: string): Promise<void> {

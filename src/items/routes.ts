@@ -4,13 +4,13 @@ import {
 } from '../../schemas/items.js'
 import type { Executor } from '../db/client.js'
 import type { ResourceOptions } from '../kit/resource.js'
-import { sendCreated, sendEntity, sendPage } from '../kit/responses.js'
+import { found, sendCreated, sendEntity, sendPage } from '../kit/responses.js'
 import { mergePatchRoutes, uploadRoutes } from '../kit/scopes.js'
 import { writeAtVersion, type ConditionalWrite } from '../kit/write.js'
 import { CursorCodec } from '../lib/pagination.js'
-import { invalidRequest, notFound } from '../lib/problem.js'
+import { invalidRequest } from '../lib/problem.js'
 import { currentPrincipal } from '../auth/plugin.js'
-import { knownTags, readImageUpload, sendImage } from '../storage/images.js'
+import { readImageUpload, serveImage } from '../storage/images.js'
 import type { FastifyPluginAsyncTypebox } from '@fastify/type-provider-typebox'
 import * as repository from './repository.js'
 
@@ -52,9 +52,7 @@ const items: FastifyPluginAsyncTypebox<ResourceOptions> = async (app, { config }
   })
 
   app.get('/items/:id', { schema: getItem }, async (request, reply) => {
-    const row = await repository.findItemById(app.db, request.params.id)
-    if (row === undefined) throw notFound('No item has this id')
-    return sendItem(request, reply, row)
+    return sendItem(request, reply, found(await repository.findItemById(app.db, request.params.id), 'No item has this id'))
   })
 
   app.put('/items/:id', { schema: replaceItem }, async (request, reply) => {
@@ -94,11 +92,8 @@ const items: FastifyPluginAsyncTypebox<ResourceOptions> = async (app, { config }
     })
   })
 
-  app.get('/items/:id/image', { schema: getItemImage }, async (request, reply) => {
-    const image = await repository.findItemImage(app.db, request.params.id, knownTags(request.headers['if-none-match']))
-    if (image === undefined) throw notFound('This item does not exist or has no image')
-    return sendImage(reply, image)
-  })
+  app.get('/items/:id/image', { schema: getItemImage }, async (request, reply) =>
+    await serveImage(app.db, repository.itemImage, request.params.id, request, reply, 'This item does not exist or has no image'))
 }
 
 export default items

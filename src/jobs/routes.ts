@@ -4,9 +4,9 @@ import type { FastifyRequest } from 'fastify'
 import { getJob, importItems } from '../../schemas/jobs.js'
 import { assertOwnerOrAdmin } from '../kit/ownership.js'
 import type { ResourceOptions } from '../kit/resource.js'
-import { sendCreated, sendEntity } from '../kit/responses.js'
+import { found, sendCreated, sendEntity } from '../kit/responses.js'
 import { uploadRoutes } from '../kit/scopes.js'
-import { notFound, tooManyRequests } from '../lib/problem.js'
+import { tooManyRequests } from '../lib/problem.js'
 import { currentPrincipal } from '../auth/plugin.js'
 import { findJobById, insertImportJob, jobEtag, jobUrl, lockAndCountActiveImports, toJob } from './repository.js'
 import { readImportUpload, type ImportUpload } from './upload.js'
@@ -48,8 +48,7 @@ const jobs: FastifyPluginAsyncTypebox<ResourceOptions> = async (app, { config })
   })
 
   app.get('/jobs/:id', { schema: getJob }, async (request, reply) => {
-    const row = await findJobById(app.db, request.params.id)
-    if (row === undefined) throw notFound('No job has this id')
+    const row = found(await findJobById(app.db, request.params.id), 'No job has this id')
     assertOwnerOrAdmin(currentPrincipal(request), row.ownerId, 'items:write')
     const job = toJob(row)
     return sendEntity(request, reply.header('cache-control', 'private, no-cache'), jobEtag(job), job)

@@ -1,6 +1,13 @@
 import type { FastifyReply, FastifyRequest } from 'fastify'
 import { ifNoneMatchFails } from '../lib/conditional.js'
 import { nextLink, type KeysetPage } from '../lib/pagination.js'
+import { notFound } from '../lib/problem.js'
+
+/** What was looked up, or a 404 saying `detail` when there is none. */
+export function found<T> (value: T | undefined, detail: string): T {
+  if (value === undefined) throw notFound(detail)
+  return value
+}
 
 /** The strong entity tag of one version of an entity: it changes with every write. */
 export const entityTag = (id: string, version: number | string) => `"${id}.${version}"`

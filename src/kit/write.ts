@@ -1,8 +1,9 @@
 import type { FastifyRequest } from 'fastify'
 import { currentPrincipal } from '../auth/plugin.js'
 import { ifMatchHolds } from '../lib/conditional.js'
-import { conflict, HttpProblem, notFound } from '../lib/problem.js'
+import { conflict, HttpProblem } from '../lib/problem.js'
 import { assertOwnerOrAdmin } from './ownership.js'
+import { found } from './responses.js'
 
 /** A write racing this many others in a row gives up with a 409 rather than retrying forever. */
 const WRITE_ATTEMPTS = 5
@@ -38,8 +39,7 @@ export interface ConditionalWrite<Row, T> {
 export async function writeAtVersion<Row, T> (request: FastifyRequest, options: ConditionalWrite<Row, T>): Promise<T> {
   const ifMatch = request.headers['if-match']
   for (let attempt = 0; attempt < WRITE_ATTEMPTS; attempt++) {
-    const row = await options.load()
-    if (row === undefined) throw notFound(`No ${options.entity} has this id`)
+    const row = found(await options.load(), `No ${options.entity} has this id`)
     const { etag, ownerId } = options.describe(row)
     assertOwnerOrAdmin(currentPrincipal(request), ownerId, options.scope)
     if (!ifMatchHolds(ifMatch, etag)) {

@@ -1,5 +1,6 @@
 import { createHash } from 'node:crypto'
 import { eq, inArray, sql, type SQL } from 'drizzle-orm'
+import type { AnyPgColumn, PgTable } from 'drizzle-orm/pg-core'
 import { v7 as uuidv7 } from 'uuid'
 import type { Executor } from '../db/client.js'
 import { files } from '../db/schema.js'
@@ -44,5 +45,27 @@ function dataUnless (known: KnownTags): SQL<Uint8Array | null> {
   return sql<Uint8Array | null>`case when ${held} then null else ${files.data} end`
 }
 
-/** The columns of a file as served, for a query that joins `files` to what refers to it. */
-export const servedColumns = (known: KnownTags) => ({ contentType: files.contentType, sha256: files.sha256, data: dataUnless(known) })
+const servedColumns = (known: KnownTags) => ({ contentType: files.contentType, sha256: files.sha256, data: dataUnless(known) })
+
+/** Where an entity keeps the id of its file (an item's image, a user's avatar): its table, id and file columns. */
+export interface FileSlot {
+  table: PgTable
+  id: AnyPgColumn
+  file: AnyPgColumn
+}
+
+/** The file in `slot` of the entity `id`; undefined when the entity does not exist or has none. */
+export async function findAttachedFile (db: Executor, slot: FileSlot, id: string, known: KnownTags): Promise<StoredFile | undefined> {
+  const [row] = await db.select(servedColumns(known)).from(slot.table).innerJoin(files, eq(files.id, slot.file)).where(eq(slot.id, id))
+  return row
+}
+
+/**
+ * Stores `file` for `ownerId` (deleting the owner deletes it), lets `attach` point an entity at it, and deletes the
+ * file it replaces: call it in the transaction that locked the entity and read `replaced`.
+ */
+export async function replaceFile<T> (tx: Executor, ownerId: string, file: NewFile, replaced: string | null, attach: (fileId: string) => Promise<T>): Promise<T> {
+  const attached = await attach(await insertFile(tx, ownerId, file))
+  if (replaced !== null) await deleteFile(tx, replaced)
+  return attached
+}

@@ -1,8 +1,9 @@
 import type { FastifyReply, FastifyRequest } from 'fastify'
 import { IMAGE_TYPES, type ImageType } from '../../schemas/files.js'
 import { readUploadedFile } from '../lib/multipart.js'
-import { unsupportedMediaType } from '../lib/problem.js'
-import type { KnownTags, NewFile, StoredFile } from './files.js'
+import type { Executor } from '../db/client.js'
+import { notFound, unsupportedMediaType } from '../lib/problem.js'
+import { findAttachedFile, type FileSlot, type KnownTags, type NewFile, type StoredFile } from './files.js'
 
 /** An uploaded image whose type was recognised from its bytes. */
 export interface Image extends NewFile {
@@ -28,7 +29,7 @@ export async function readImageUpload (request: FastifyRequest, maxBytes: number
 }
 
 /** The hashes an `If-None-Match` header lists (weak or strong, as RFC 9110 compares them for GET), or `*`. */
-export function knownTags (header: string | undefined): KnownTags {
+function knownTags (header: string | undefined): KnownTags {
   if (header === undefined) return []
   if (header.trim() === '*') return '*'
   return header.split(',')
@@ -38,11 +39,18 @@ export function knownTags (header: string | undefined): KnownTags {
 }
 
 /** Serves a stored image, or 304 when the client holds it already (its bytes were then not even read). */
-export function sendImage (reply: FastifyReply, image: StoredFile): FastifyReply {
+function sendImage (reply: FastifyReply, image: StoredFile): FastifyReply {
   reply.header('etag', `"${image.sha256}"`).header('cache-control', IMAGE_CACHE_CONTROL)
     // Images are public: pages on other sites (a frontend listed in CORS_ORIGINS, say) may embed them.
     .header('cross-origin-resource-policy', 'cross-origin')
   if (image.data === null) return reply.code(304).send()
   // PGlite hands bytea over as a Uint8Array, node-postgres as a Buffer: a view, not a copy.
   return reply.type(image.contentType).send(Buffer.from(image.data.buffer, image.data.byteOffset, image.data.byteLength))
+}
+
+/** `GET` of the image in `slot` of the entity `id`: its bytes, 304 when `If-None-Match` holds it, 404 (`missing`) when there is none. */
+export async function serveImage (db: Executor, slot: FileSlot, id: string, request: FastifyRequest, reply: FastifyReply, missing: string): Promise<FastifyReply> {
+  const image = await findAttachedFile(db, slot, id, knownTags(request.headers['if-none-match']))
+  if (image === undefined) throw notFound(missing)
+  return sendImage(reply, image)
 }

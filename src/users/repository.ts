@@ -4,12 +4,12 @@ import { API_PREFIX } from '../../schemas/common.js'
 import type { User } from '../../schemas/users.js'
 import { loginsChanged, sameEmail } from '../auth/repository.js'
 import type { Executor } from '../db/client.js'
-import { files, users } from '../db/schema.js'
+import { users } from '../db/schema.js'
 import { entityTag } from '../kit/responses.js'
 import { sqlState } from '../lib/sql-state.js'
 import { paginateQuery, sortParser, type CursorCodec, type KeysetPage } from '../lib/pagination.js'
 import { conflict } from '../lib/problem.js'
-import { deleteFile, insertFile, servedColumns, type KnownTags, type StoredFile } from '../storage/files.js'
+import { replaceFile, type FileSlot } from '../storage/files.js'
 import type { Image } from '../storage/images.js'
 
 /** Every column but the password hash, which only the login and password checks read. */
@@ -172,17 +172,9 @@ export async function setAvatar (db: Executor, userId: string, image: Image): Pr
   return await db.transaction(async (tx) => {
     const [current] = await tx.select({ avatarFileId: users.avatarFileId }).from(users).where(eq(users.id, userId)).for('update')
     if (current === undefined) return undefined
-    const avatarFileId = await insertFile(tx, userId, image)
-    const row = await updateUser(tx, userId, { avatarFileId })
-    if (current.avatarFileId !== null) await deleteFile(tx, current.avatarFileId)
-    return row
+    return await replaceFile(tx, userId, image, current.avatarFileId, (avatarFileId) => updateUser(tx, userId, { avatarFileId }))
   })
 }
 
-/** The avatar of a user; undefined when the user does not exist or has none. */
-export async function findAvatar (db: Executor, userId: string, known: KnownTags): Promise<StoredFile | undefined> {
-  const [row] = await db.select(servedColumns(known)).from(users)
-    .innerJoin(files, eq(files.id, users.avatarFileId))
-    .where(eq(users.id, userId))
-  return row
-}
+/** Where a user keeps their avatar. */
+export const userAvatar: FileSlot = { table: users, id: users.id, file: users.avatarFileId }

@@ -9,12 +9,12 @@ import { revokeUserSessions } from '../auth/repository.js'
 import type { Executor } from '../db/client.js'
 import { deleteItemsOf } from '../items/repository.js'
 import type { ResourceOptions } from '../kit/resource.js'
-import { sendCreated, sendEntity, sendPage } from '../kit/responses.js'
+import { found, sendCreated, sendEntity, sendPage } from '../kit/responses.js'
 import { uploadRoutes } from '../kit/scopes.js'
 import { CursorCodec } from '../lib/pagination.js'
 import { accountGone, badRequest, conflict, forbidden, notFound } from '../lib/problem.js'
 import { currentPrincipal } from '../auth/plugin.js'
-import { knownTags, readImageUpload, sendImage } from '../storage/images.js'
+import { readImageUpload, serveImage } from '../storage/images.js'
 import { ensureFirstSuperuser } from './first-superuser.js'
 import * as repository from './repository.js'
 
@@ -116,8 +116,7 @@ const users: FastifyPluginAsyncTypebox<ResourceOptions> = async (app, { config }
   })
 
   app.get('/users/:id', { schema: getUser }, async (request, reply) => {
-    const row = await repository.findUserById(app.db, request.params.id)
-    if (row === undefined) throw notFound('No user has this id')
+    const row = found(await repository.findUserById(app.db, request.params.id), 'No user has this id')
     return sendUser(request, reply, row)
   })
 
@@ -149,11 +148,8 @@ const users: FastifyPluginAsyncTypebox<ResourceOptions> = async (app, { config }
     })
   })
 
-  app.get('/users/:id/avatar', { schema: getUserAvatar }, async (request, reply) => {
-    const image = await repository.findAvatar(app.db, request.params.id, knownTags(request.headers['if-none-match']))
-    if (image === undefined) throw notFound('This user does not exist or has no avatar')
-    return sendImage(reply, image)
-  })
+  app.get('/users/:id/avatar', { schema: getUserAvatar }, async (request, reply) =>
+    await serveImage(app.db, repository.userAvatar, request.params.id, request, reply, 'This user does not exist or has no avatar'))
 }
 
 export default users

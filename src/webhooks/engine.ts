@@ -25,6 +25,11 @@ declare module '../kit/resource.js' {
 const CONCURRENT_DELIVERIES = 20
 /** How soon to look again when events wait for transactions still running. */
 const SETTLE_DELAY_MS = 50
+/**
+ * Dispatch runs at most this often however fast events come (each run is a transaction that takes all events so far):
+ * a burst of writes costs a few dispatches, not one each.
+ */
+const DISPATCH_INTERVAL_MS = 100
 
 /**
  * Starts delivering: the dispatcher follows the outbox (woken by this instance's commits, and polling for other
@@ -48,7 +53,7 @@ export function startDeliveries (app: FastifyInstance, config: Config, secrets: 
     } catch (error) {
       app.log.warn({ err: error }, 'webhook dispatch failed; retrying at the next poll')
     }
-  }, 5)
+  }, DISPATCH_INTERVAL_MS)
 
   let stopListening = () => {}
   let poll: NodeJS.Timeout | undefined

@@ -8,11 +8,11 @@ import { currentPrincipal } from '../auth/plugin.js'
 import type { Executor } from '../db/client.js'
 import { assertOwnerOrAdmin } from '../kit/ownership.js'
 import type { ResourceOptions } from '../kit/resource.js'
-import { sendCreated, sendEntity, sendPage } from '../kit/responses.js'
+import { found, sendCreated, sendEntity, sendPage } from '../kit/responses.js'
 import { mergePatchRoutes } from '../kit/scopes.js'
 import { writeAtVersion, type ConditionalWrite } from '../kit/write.js'
 import { CursorCodec } from '../lib/pagination.js'
-import { badRequest, conflict, notFound } from '../lib/problem.js'
+import { badRequest, conflict } from '../lib/problem.js'
 import { checkTargetUrl, UnsafeTargetError } from './address.js'
 import { DELIVERY_QUEUE, type DeliveryJob } from './delivery.js'
 import { startDeliveries } from './engine.js'
@@ -40,8 +40,7 @@ const webhooks: FastifyPluginAsyncTypebox<ResourceOptions> = async (app, { confi
     })
   }
   const readable = async (request: FastifyRequest, id: string) => {
-    const row = await repository.findWebhook(app.db, id)
-    if (row === undefined) throw notFound('No webhook has this id')
+    const row = found(await repository.findWebhook(app.db, id), 'No webhook has this id')
     assertOwnerOrAdmin(currentPrincipal(request), row.ownerId, SCOPE)
     return row
   }
@@ -107,8 +106,7 @@ const webhooks: FastifyPluginAsyncTypebox<ResourceOptions> = async (app, { confi
 
   app.post('/webhooks/:id/deliveries/:deliveryId/retry', { schema: retryWebhookDelivery }, async (request, reply) => {
     const row = await readable(request, request.params.id)
-    const delivery = await repository.findDelivery(app.db, row.id, request.params.deliveryId)
-    if (delivery === undefined) throw notFound('This webhook has no delivery with this id')
+    const delivery = found(await repository.findDelivery(app.db, row.id, request.params.deliveryId), 'This webhook has no delivery with this id')
     if (!row.active) throw conflict('The webhook is inactive: turn it on (PATCH active: true) first', { code: 'webhook-inactive' })
     const { eventId, event, payload } = delivery
     await app.jobQueue.send(undefined, DELIVERY_QUEUE, { webhookId: row.id, eventId, event, payload, attempt: 1 } satisfies DeliveryJob)

@@ -2,25 +2,16 @@ import type { FastifyRequest } from 'fastify'
 import {
   createItem, deleteItem, getItem, getItemImage, listItems, replaceItem, updateItem, uploadItemImage, type ItemUpdate
 } from '../../schemas/items.js'
-import type { Executor } from '../db/client.js'
 import type { ResourceOptions } from '../kit/resource.js'
 import { found, sendCreated, sendEntity, sendPage } from '../kit/responses.js'
 import { mergePatchRoutes, uploadRoutes } from '../kit/scopes.js'
-import { writeAtVersion, type ConditionalWrite } from '../kit/write.js'
+import { conditionalWrites } from '../kit/write.js'
 import { CursorCodec } from '../lib/pagination.js'
 import { invalidRequest } from '../lib/problem.js'
 import { currentPrincipal } from '../auth/plugin.js'
 import { readImageUpload, serveImage } from '../storage/images.js'
 import type { FastifyPluginAsyncTypebox } from '@fastify/type-provider-typebox'
 import * as repository from './repository.js'
-
-/** A write to the item `id`: its owner (`items:write`) or an admin, at the version `If-Match` names. */
-const itemWrite = (db: Executor, id: string): Omit<ConditionalWrite<repository.ItemRow, never>, 'write'> => ({
-  entity: 'item',
-  scope: 'items:write',
-  load: () => repository.findItemById(db, id),
-  describe: (row) => ({ etag: repository.itemEtag(row), ownerId: row.ownerId })
-})
 
 /** RFC 7396 merge of a patch into the current state: absent keeps, null clears `description`, and null `tags` means none. */
 const merge = (row: repository.ItemRow, patch: ItemUpdate): repository.ItemValues => ({
@@ -36,6 +27,8 @@ const sendItem = (request: FastifyRequest, reply: Parameters<typeof sendEntity>[
 /** The catalog: item CRUD with ETags and conditional writes, the filtered, keyset-paginated list, and item images. */
 const items: FastifyPluginAsyncTypebox<ResourceOptions> = async (app, { config }) => {
   const cursors = new CursorCodec(app.deriveKey('cursor'))
+  // Its owner (`items:write`) or an admin, at the version `If-Match` names.
+  const writeItem = conditionalWrites('item', 'items:write', async (id: string) => await repository.findItemById(app.db, id), repository.itemEtag)
 
   app.post('/items', { schema: createItem, config: { idempotency: true } }, async (request, reply) => {
     const row = await repository.insertItem(app.db, currentPrincipal(request).id, request.body)
@@ -57,37 +50,30 @@ const items: FastifyPluginAsyncTypebox<ResourceOptions> = async (app, { config }
 
   app.put('/items/:id', { schema: replaceItem }, async (request, reply) => {
     const { name, description = null, price, tags = [] } = request.body
-    const row = await writeAtVersion(request, {
-      ...itemWrite(app.db, request.params.id),
-      write: (current) => repository.updateItemAtVersion(app.db, current.id, current.version, { name, description, price, tags })
-    })
+    const row = await writeItem(request, request.params.id, (current) =>
+      repository.updateItemAtVersion(app.db, current.id, current.version, { name, description, price, tags }))
     return sendItem(request, reply, row)
   })
 
   await mergePatchRoutes(app, (patches) => {
     patches.patch('/items/:id', { schema: updateItem }, async (request, reply) => {
-      const row = await writeAtVersion(request, {
-        ...itemWrite(app.db, request.params.id),
-        write: (current) => repository.updateItemAtVersion(app.db, current.id, current.version, merge(current, request.body))
-      })
+      const row = await writeItem(request, request.params.id, (current) =>
+        repository.updateItemAtVersion(app.db, current.id, current.version, merge(current, request.body)))
       return sendItem(request, reply, row)
     })
   })
 
   app.delete('/items/:id', { schema: deleteItem }, async (request, reply) => {
-    await writeAtVersion(request, {
-      ...itemWrite(app.db, request.params.id),
-      write: async (current) => (await repository.deleteItemAtVersion(app.db, current.id, current.version)) ? true : undefined
-    })
+    await writeItem(request, request.params.id, async (current) =>
+      (await repository.deleteItemAtVersion(app.db, current.id, current.version)) ? true : undefined)
     return reply.code(204).send()
   })
 
   await uploadRoutes(app, config.UPLOAD_MAX_BYTES, (uploads, upload) => {
     uploads.put('/items/:id/image', { schema: uploadItemImage, ...upload }, async (request, reply) => {
-      const write = itemWrite(app.db, request.params.id)
       // The upload is read once the caller may write the item at the version named, so a refusal costs no upload.
-      const image = await writeAtVersion(request, { ...write, write: () => readImageUpload(request, config.UPLOAD_MAX_BYTES) })
-      const row = await writeAtVersion(request, { ...write, write: (current) => repository.setItemImageAtVersion(app.db, current, image) })
+      const image = await writeItem(request, request.params.id, () => readImageUpload(request, config.UPLOAD_MAX_BYTES))
+      const row = await writeItem(request, request.params.id, (current) => repository.setItemImageAtVersion(app.db, current, image))
       return sendItem(request, reply, row)
     })
   })

@@ -2,9 +2,9 @@ import { createHash } from 'node:crypto'
 import type { FastifyPluginAsyncTypebox } from '@fastify/type-provider-typebox'
 import type { FastifyRequest } from 'fastify'
 import { getJob, importItems } from '../../schemas/jobs.js'
-import { assertOwnerOrAdmin } from '../kit/ownership.js'
+import { ownEntity } from '../kit/ownership.js'
 import type { ResourceOptions } from '../kit/resource.js'
-import { found, sendCreated, sendEntity } from '../kit/responses.js'
+import { sendCreated, sendEntity } from '../kit/responses.js'
 import { uploadRoutes } from '../kit/scopes.js'
 import { tooManyRequests } from '../lib/problem.js'
 import { currentPrincipal } from '../auth/plugin.js'
@@ -48,8 +48,7 @@ const jobs: FastifyPluginAsyncTypebox<ResourceOptions> = async (app, { config })
   })
 
   app.get('/jobs/:id', { schema: getJob }, async (request, reply) => {
-    const row = found(await findJobById(app.db, request.params.id), 'No job has this id')
-    assertOwnerOrAdmin(currentPrincipal(request), row.ownerId, 'items:write')
+    const row = ownEntity(request, await findJobById(app.db, request.params.id), 'job', 'items:write')
     const job = toJob(row)
     return sendEntity(request, reply.header('cache-control', 'private, no-cache'), jobEtag(job), job)
   })

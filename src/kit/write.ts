@@ -8,14 +8,14 @@ import { found } from './responses.js'
 /** A write racing this many others in a row gives up with a 409 rather than retrying forever. */
 const WRITE_ATTEMPTS = 5
 
-export interface VersionedEntity {
+interface VersionedEntity {
   /** The current version: a write states it, and fails when another landed first. */
   etag: string
   /** Who may write it, holding `scope` (admins may write anything). */
   ownerId: string
 }
 
-export interface ConditionalWrite<Row, T> {
+interface ConditionalWrite<Row, T> {
   /** What the entity is called in messages ("item"). */
   entity: string
   /** The scope its owner needs to write it. */
@@ -36,7 +36,7 @@ export interface ConditionalWrite<Row, T> {
  * caller is neither its owner with the scope nor an admin, 412 when `If-Match` does not hold the current `ETag`, and
  * 409 when other writes keep landing first.
  */
-export async function writeAtVersion<Row, T> (request: FastifyRequest, options: ConditionalWrite<Row, T>): Promise<T> {
+async function writeAtVersion<Row, T> (request: FastifyRequest, options: ConditionalWrite<Row, T>): Promise<T> {
   const ifMatch = request.headers['if-match']
   for (let attempt = 0; attempt < WRITE_ATTEMPTS; attempt++) {
     const row = found(await options.load(), `No ${options.entity} has this id`)
@@ -49,4 +49,18 @@ export async function writeAtVersion<Row, T> (request: FastifyRequest, options: 
     if (result !== undefined) return result
   }
   throw conflict(`The ${options.entity} is changing too often to apply this change: retry`, { code: 'edit-conflict' })
+}
+
+/**
+ * The conditional writes of one kind of entity, owned by `ownerId` and written with `scope`: each call writes the
+ * entity `id` as `writeAtVersion` says.
+ */
+export function conditionalWrites<Row extends { ownerId: string }> (
+  entity: string,
+  scope: string,
+  load: (id: string) => Promise<Row | undefined>,
+  etag: (row: NoInfer<Row>) => string
+) {
+  return async <T>(request: FastifyRequest, id: string, write: (row: Row) => Promise<T | undefined>): Promise<T> =>
+    await writeAtVersion(request, { entity, scope, load: () => load(id), describe: (row) => ({ etag: etag(row), ownerId: row.ownerId }), write })
 }

@@ -66,6 +66,10 @@ export function parseSort (spec: string, columns: Record<string, AnyPgColumn>, t
   return [...keys, { ...tieBreaker, descending: keys.at(-1)?.descending ?? false }]
 }
 
+/** The keys of a listing newest first: `createdAt`, then the id. */
+export const newestFirst = (createdAt: AnyPgColumn, id: AnyPgColumn): SortKey[] =>
+  [{ field: 'createdAt', column: createdAt, descending: true }, { field: 'id', column: id, descending: true }]
+
 /** `parseSort` for one listing, remembering the sorts it has read: valid ones are few (invalid ones throw, and are not kept). */
 export function sortParser (columns: Record<string, AnyPgColumn>, tieBreaker: SortableColumn): (spec: string) => SortKey[] {
   const known = new Map<string, SortKey[]>()

@@ -5,7 +5,7 @@ import { rows, type Db, type Executor } from '../db/client.js'
 import { webhookDeliveries } from '../db/schema.js'
 import { readEvents, type StoredEvent } from '../realtime/outbox.js'
 import type { DeliveryClient } from './client.js'
-import { findWebhook } from './repository.js'
+import { findWebhook, type DeliveryRow } from './repository.js'
 import { classify, DISABLE_AFTER_FAILURES, MAX_ATTEMPTS, retryDelayMs } from './retry.js'
 import type { SecretBox } from './sealing.js'
 import { signedHeaders } from './signing.js'
@@ -22,6 +22,9 @@ export interface DeliveryJob {
   payload: string
   attempt: number
 }
+
+/** The event of an earlier delivery, to deliver again as a new series of attempts. */
+export const redelivery = ({ webhookId, eventId, event, payload }: DeliveryRow): DeliveryJob => ({ webhookId, eventId, event, payload, attempt: 1 })
 
 /** What sends and schedules deliveries: the queue's side of the job queue. */
 export interface DeliveryQueue {

@@ -5,7 +5,7 @@ import type { Webhook, WebhookCreate, WebhookDelivery } from '../../schemas/webh
 import type { Executor } from '../db/client.js'
 import { webhookDeliveries, webhooks } from '../db/schema.js'
 import { entityTag } from '../kit/responses.js'
-import { paginateQuery, type CursorCodec, type KeysetPage, type SortKey } from '../lib/pagination.js'
+import { newestFirst, paginateQuery, type CursorCodec, type KeysetPage, type PageRequest } from '../lib/pagination.js'
 
 export type WebhookRow = typeof webhooks.$inferSelect
 export type DeliveryRow = typeof webhookDeliveries.$inferSelect
@@ -14,18 +14,8 @@ export type WebhookChanges = Partial<Pick<WebhookRow, 'url' | 'topics' | 'descri
 export const webhookUrl = (id: string) => `${API_PREFIX}/webhooks/${id}`
 export const webhookEtag = (row: Pick<WebhookRow, 'id' | 'version'>) => entityTag(row.id, row.version)
 
-export const toWebhook = (row: WebhookRow): Webhook => ({
-  id: row.id,
-  ownerId: row.ownerId,
-  url: row.url,
-  topics: row.topics,
-  description: row.description,
-  active: row.active,
-  disabledReason: row.disabledReason,
-  version: row.version,
-  createdAt: row.createdAt,
-  updatedAt: row.updatedAt
-})
+/** The API view: the secret and the failure count stay inside. */
+export const toWebhook = ({ secret, failures, ...webhook }: WebhookRow): Webhook => webhook
 
 export const toDelivery = ({ payload, ...row }: DeliveryRow): WebhookDelivery => ({ ...row, eventId: String(row.eventId), outcome: row.outcome as WebhookDelivery['outcome'] })
 
@@ -56,18 +46,16 @@ export async function deleteWebhookAtVersion (db: Executor, id: string, version:
   return deleted.length > 0
 }
 
-const newestFirst = (createdAt: SortKey['column'], id: SortKey['column']): SortKey[] =>
-  [{ field: 'createdAt', column: createdAt, descending: true }, { field: 'id', column: id, descending: true }]
-const WEBHOOK_KEYS = newestFirst(webhooks.createdAt, webhooks.id)
-const DELIVERY_KEYS = newestFirst(webhookDeliveries.createdAt, webhookDeliveries.id)
+type PageOptions = Omit<PageRequest, 'binding'>
 
-export async function listWebhooks (db: Executor, codec: CursorCodec, ownerId: string, page: { limit: number, cursor?: string | undefined }): Promise<KeysetPage<WebhookRow>> {
-  return await paginateQuery(codec, WEBHOOK_KEYS, { ...page, binding: { resource: 'webhooks', ownerId } }, ({ after, orderBy, limit }) =>
+export async function listWebhooks (db: Executor, codec: CursorCodec, ownerId: string, page: PageOptions): Promise<KeysetPage<WebhookRow>> {
+  return await paginateQuery(codec, newestFirst(webhooks.createdAt, webhooks.id), { ...page, binding: { resource: 'webhooks', ownerId } }, ({ after, orderBy, limit }) =>
     db.select().from(webhooks).where(and(eq(webhooks.ownerId, ownerId), after)).orderBy(...orderBy).limit(limit))
 }
 
-export async function listDeliveries (db: Executor, codec: CursorCodec, webhookId: string, page: { limit: number, cursor?: string | undefined }): Promise<KeysetPage<DeliveryRow>> {
-  return await paginateQuery(codec, DELIVERY_KEYS, { ...page, binding: { resource: 'webhook-deliveries', webhookId } }, ({ after, orderBy, limit }) =>
+export async function listDeliveries (db: Executor, codec: CursorCodec, webhookId: string, page: PageOptions): Promise<KeysetPage<DeliveryRow>> {
+  const keys = newestFirst(webhookDeliveries.createdAt, webhookDeliveries.id)
+  return await paginateQuery(codec, keys, { ...page, binding: { resource: 'webhook-deliveries', webhookId } }, ({ after, orderBy, limit }) =>
     db.select().from(webhookDeliveries).where(and(eq(webhookDeliveries.webhookId, webhookId), after)).orderBy(...orderBy).limit(limit))
 }
 

@@ -127,3 +127,17 @@ export async function restartable (t: Test, env: Record<string, string> = {}) {
     return { app, stop }
   }
 }
+
+/**
+ * The Postgres pool's counts once every client is back (within `timeoutMs`): background work (workers polling their
+ * queues, the webhook dispatcher) holds a client for moments at a time, while a lost one never comes back.
+ */
+export async function settledPool (app: FastifyInstance, timeoutMs = 3_000) {
+  const deadline = performance.now() + timeoutMs
+  let pool = app.database.poolStats()
+  while (pool.idle !== pool.total && performance.now() < deadline) {
+    await new Promise((resolve) => setTimeout(resolve, 20))
+    pool = app.database.poolStats()
+  }
+  return pool
+}

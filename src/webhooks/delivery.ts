@@ -40,6 +40,8 @@ export interface DeliveryOptions {
 export const eventPayload = (event: StoredEvent) =>
   JSON.stringify({ type: event.name, timestamp: event.createdAt.toISOString(), data: event.data })
 
+type DispatchState = 'more' | 'waiting' | 'done'
+
 /**
  * Hands the outbox's events to the delivery queue: each event to every active endpoint whose topics include its topic
  * (created before it), in one transaction with the dispatch cursor, so every event is queued exactly once even with
@@ -48,13 +50,18 @@ export const eventPayload = (event: StoredEvent) =>
  */
 export class Dispatcher {
   private pending: { upTo: number, running: string[] } | undefined
+  private started = false
 
   constructor (private readonly db: Db, private readonly queue: DeliveryQueue) {}
 
-  /** Dispatches what it can; true when there may be more to do at once, false when done or waiting for running transactions. */
-  async dispatch (): Promise<'more' | 'done' | 'waiting'> {
-    return await this.db.transaction(async (tx) => {
-      await tx.execute(sql`insert into webhook_dispatch (id, through) select 1, coalesce(max(id), 0) from events on conflict (id) do nothing`)
+  /**
+   * Dispatches what it can: `more` when it took a full batch (run it again at once), `waiting` when events wait for
+   * transactions still running (run it again shortly), `done` otherwise.
+   */
+  async dispatch (): Promise<DispatchState> {
+    const state = await this.db.transaction(async (tx): Promise<DispatchState> => {
+      // The cursor starts at the newest event when there is none yet: endpoints get the events after they are created.
+      if (!this.started) await tx.execute(sql`insert into webhook_dispatch (id, through) select 1, coalesce(max(id), 0) from events on conflict (id) do nothing`)
       // Another instance dispatching holds the row: it takes these events.
       const [cursor] = await rows<{ through: number | string }>(tx, sql`select through from webhook_dispatch where id = 1 for update skip locked`)
       if (cursor === undefined) return 'done'
@@ -70,6 +77,8 @@ export class Dispatcher {
       await tx.execute(sql`update webhook_dispatch set through = ${ready.at(-1)?.id ?? through} where id = 1`)
       return this.pending !== undefined ? 'waiting' : batch.events.length === DISPATCH_BATCH ? 'more' : 'done'
     })
+    this.started = true
+    return state
   }
 
   private async enqueue (tx: Executor, events: StoredEvent[]): Promise<void> {

@@ -5,7 +5,7 @@ import t from 'tap'
 import { buildApp } from '../../src/app.js'
 import { databaseUnavailable } from '../../src/db/errors.js'
 import { proveResponses } from '../contract/responses.js'
-import { TEST_PASSWORD, testConfig, uniqueEmail } from '../helper.js'
+import { settledPool, TEST_PASSWORD, testConfig, uniqueEmail } from '../helper.js'
 import { throwawayPostgres } from '../throwaway-postgres.js'
 
 const WRITERS = 8
@@ -98,10 +98,7 @@ t.test('Postgres stopped under concurrent writes → 503 problems with Retry-Aft
   t.teardown(() => client.end())
   const { rows } = await client.query<{ id: string }>('select id from items where id = any($1::uuid[])', [acknowledged])
   t.equal(rows.length, acknowledged.length, `all ${acknowledged.length} acknowledged writes are stored`)
-  // Background work (workers polling their queues, the webhook dispatcher) holds a client for moments at a time:
-  // a lost one never comes back.
-  let pool = app.database.poolStats()
-  for (const deadline = performance.now() + 3_000; pool.idle !== pool.total && performance.now() < deadline; pool = app.database.poolStats()) await sleep(20)
+  const pool = await settledPool(app)
   t.equal(pool.idle, pool.total, 'no pool client was lost in the outage')
 
   // What a failover to a read-only standby looks like to the sessions already open.

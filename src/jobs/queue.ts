@@ -20,6 +20,15 @@ export interface JobsOptions {
   afterBatch?: ImportRunOptions['afterBatch']
 }
 
+/**
+ * How a queue's jobs are worked on, per instance: `workers` each fetch up to `batchSize` jobs and take the next batch
+ * once all of theirs are done, so a slow job holds up only its own worker's batch (default 1 and 1).
+ */
+export interface QueueOptions {
+  workers?: number
+  batchSize?: number
+}
+
 /** Works on the jobs of one queue, fetched together; a job whose work throws is retried as its options say. */
 export type QueueWorker<T extends object> = (jobs: Array<PgBoss.JobWithMetadata<T>>) => Promise<void>
 
@@ -28,7 +37,7 @@ export interface JobQueue {
    * Declares a queue and the work on its jobs, which this instance does unless it only accepts jobs (`worker: false`).
    * Called while the app is being built: the queue is created, and its worker started, when the app is ready.
    */
-  define <T extends object>(name: string, work: QueueWorker<T>, options?: { batchSize?: number }): void
+  define <T extends object>(name: string, work: QueueWorker<T>, options?: QueueOptions): void
   /**
    * Enqueues a job, within the transaction `tx` when given (the job then exists if and only if it commits), or now.
    * Its options say when it runs (`startAfter`), how it is retried and how long it may run.
@@ -102,7 +111,7 @@ export default fp(async function jobQueue (app: FastifyInstance, { options = {} 
   const interrupt = new AbortController()
   let workerId: string | undefined
   let started = false
-  const queues = new Map<string, { work: QueueWorker<object>, batchSize: number }>()
+  const queues = new Map<string, { work: QueueWorker<object>, options: QueueOptions }>()
   const workerIds: string[] = []
   let stopping: Promise<void> | undefined
 
@@ -145,7 +154,9 @@ export default fp(async function jobQueue (app: FastifyInstance, { options = {} 
     })
     if (options.worker !== false) {
       workerId = await boss.work(IMPORT_QUEUE, { batchSize: 1, pollingIntervalSeconds: 0.5, includeMetadata: true }, work)
-      for (const [name, queue] of queues) workerIds.push(await boss.work(name, { batchSize: queue.batchSize, pollingIntervalSeconds: 0.5, includeMetadata: true }, queue.work))
+      for (const [name, { work, options: { workers = 1, batchSize = 1 } }] of queues) {
+        for (let n = 0; n < workers; n++) workerIds.push(await boss.work(name, { batchSize, pollingIntervalSeconds: 0.5, includeMetadata: true }, work))
+      }
     }
   })
 
@@ -156,10 +167,10 @@ export default fp(async function jobQueue (app: FastifyInstance, { options = {} 
   })())
 
   app.decorate('jobQueue', {
-    define: <T extends object>(name: string, work: QueueWorker<T>, { batchSize = 1 } = {}) => {
+    define: <T extends object>(name: string, work: QueueWorker<T>, queueOptions: QueueOptions = {}) => {
       if (started) throw new Error(`The queue ${name} is declared after the job queue started`)
       // Stored beside other queues' workers; pg-boss hands it only jobs sent to this queue, whose data are `T`s.
-      queues.set(name, { work: work as QueueWorker<object>, batchSize })
+      queues.set(name, { work: work as QueueWorker<object>, options: queueOptions })
     },
     send: async (tx, name, data, sendOptions = {}) => {
       const id = await boss.send(name, data, tx === undefined ? sendOptions : { ...sendOptions, db: transactionDb(tx) })

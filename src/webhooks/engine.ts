@@ -21,8 +21,12 @@ declare module '../kit/resource.js' {
   }
 }
 
-/** Deliveries to different endpoints (and of different events) under way at once, per instance. */
-const CONCURRENT_DELIVERIES = 20
+/**
+ * Deliveries under way at once, per instance: workers that each take a batch of jobs and deliver them concurrently. A
+ * batch is done when its slowest delivery is (at most the timeout), so a hanging endpoint holds up one worker only.
+ */
+const DELIVERY_WORKERS = 4
+const DELIVERY_BATCH = 5
 /** How soon to look again when events wait for transactions still running. */
 const SETTLE_DELAY_MS = 50
 /**
@@ -40,7 +44,7 @@ export function startDeliveries (app: FastifyInstance, config: Config, secrets: 
   const deliverer = new Deliverer(app.db, app.jobQueue, client, secrets, { retryBaseMs: tuning.retryBaseMs })
   app.jobQueue.define<DeliveryJob>(DELIVERY_QUEUE, async (jobs) => {
     await Promise.all(jobs.map((job) => deliverer.deliver(job.data)))
-  }, { batchSize: CONCURRENT_DELIVERIES })
+  }, { workers: DELIVERY_WORKERS, batchSize: DELIVERY_BATCH })
 
   const dispatcher = new Dispatcher(app.db, app.jobQueue)
   let retry: NodeJS.Timeout | undefined

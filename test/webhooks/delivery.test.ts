@@ -4,7 +4,8 @@ import type { FastifyInstance } from 'fastify'
 import { Webhook as Verifier } from 'standardwebhooks'
 import t, { type Test } from 'tap'
 import { webhookDeliveries, webhooks } from '../../src/db/schema.js'
-import { authHeader, build, login, restartable, signUp, type TokenPair } from '../helper.js'
+import { buildApp } from '../../src/app.js'
+import { authHeader, build, freshDatabase, login, restartable, signUp, testConfig, type TokenPair } from '../helper.js'
 import { finished, ndjson, startImport } from '../jobs/helpers.js'
 import { receiver, type Handler, type Received } from './receiver.js'
 
@@ -21,10 +22,16 @@ async function owner (on: FastifyInstance = app) {
   return { user, pair: await login(on, user.email, undefined, 'webhooks items:write') }
 }
 
-async function endpoint (pair: TokenPair, url: string, topics = ['items'], on: FastifyInstance = app): Promise<Created> {
+/**
+ * An endpoint on `topics`. One of the shared app is deleted when the test ends, so the next tests' events are not sent
+ * to its closed receiver; the other apps' databases end with their test.
+ */
+async function endpoint (t: Test, pair: TokenPair, url: string, topics = ['items'], on: FastifyInstance = app): Promise<Created> {
   const res = await on.inject({ method: 'POST', url: '/api/v1/webhooks', headers: authHeader(pair), payload: { url, topics } })
   if (res.statusCode !== 201) throw new Error(`create failed: ${res.statusCode} ${res.body}`)
-  return res.json<Created>()
+  const created = res.json<Created>()
+  if (on === app) t.teardown(async () => { await app.db.delete(webhooks).where(eq(webhooks.id, created.id)) })
+  return created
 }
 
 async function createItem (pair: TokenPair, name = 'Walnut desk', on: FastifyInstance = app) {
@@ -62,7 +69,7 @@ const parse = (request: Received | undefined) => JSON.parse(request?.body ?? 'nu
 t.test('an item event is POSTed to the endpoint, signed as Standard Webhooks says; the attempt is listed', async (t) => {
   const target = await receiver(t)
   const { pair } = await owner()
-  const hook = await endpoint(pair, `${target.url}/hooks?source=catalog`)
+  const hook = await endpoint(t, pair, `${target.url}/hooks?source=catalog`)
   const item = await createItem(pair, 'Signed lamp')
   const received = await until(() => target.received.filter((request) => parse(request).data.id === item.id), (list) => list.length > 0)
   const [request] = received
@@ -83,9 +90,9 @@ t.test('private topics reach only their owner\'s endpoints; inactive endpoints g
   const target = await receiver(t)
   const ada = await owner()
   const bob = await owner()
-  const adaHook = await endpoint(ada.pair, `${target.url}/ada`, [`user:${ada.user.id}`])
-  const bobHook = await endpoint(bob.pair, `${target.url}/bob`, ['items'])
-  const off = await endpoint(bob.pair, `${target.url}/off`, ['items'])
+  const adaHook = await endpoint(t, ada.pair, `${target.url}/ada`, [`user:${ada.user.id}`])
+  const bobHook = await endpoint(t, bob.pair, `${target.url}/bob`, ['items'])
+  const off = await endpoint(t, bob.pair, `${target.url}/off`, ['items'])
   await app.db.update(webhooks).set({ active: false }).where(eq(webhooks.id, off.id))
   const job = await startImport(app, ada.pair, { filename: 'rows.ndjson', content: ndjson([{ name: 'Imported', price: 1 }]) })
   await finished(app, ada.pair, job.id)
@@ -100,7 +107,7 @@ t.test('private topics reach only their owner\'s endpoints; inactive endpoints g
 t.test('a 503 is retried with a growing, jittered delay until delivered; each attempt is recorded', async (t) => {
   const target = await scripted(t, [503, 503, 200])
   const { pair } = await owner()
-  const hook = await endpoint(pair, target.url)
+  const hook = await endpoint(t, pair, target.url)
   await createItem(pair)
   const attempts = await until(() => attemptsOf(hook.id), (rows) => rows.length >= 3)
   t.match(attempts, [
@@ -118,7 +125,7 @@ t.test('a 503 is retried with a growing, jittered delay until delivered; each at
 t.test('a 429 is retried no sooner than its Retry-After', async (t) => {
   const target = await scripted(t, [429, 200], { 'retry-after': '1' })
   const { pair } = await owner()
-  const hook = await endpoint(pair, target.url)
+  const hook = await endpoint(t, pair, target.url)
   await createItem(pair)
   await until(() => attemptsOf(hook.id), (rows) => rows.length >= 2)
   const [first = 0, second = 0] = target.times
@@ -130,8 +137,8 @@ t.test('a 4xx other than 408 and 429 is not retried; a redirect is not followed'
   const target = await receiver(t, async (request, reply) =>
     request.url === '/gone' ? await reply.code(400).send('no') : await reply.redirect(`${elsewhere.url}/moved`, 302))
   const { pair } = await owner()
-  const gone = await endpoint(pair, `${target.url}/gone`)
-  const moved = await endpoint(pair, `${target.url}/moved`)
+  const gone = await endpoint(t, pair, `${target.url}/gone`)
+  const moved = await endpoint(t, pair, `${target.url}/moved`)
   await createItem(pair)
   t.match(await until(() => attemptsOf(gone.id), (rows) => rows.length > 0), [{ attempt: 1, outcome: 'failed', statusCode: 400 }])
   t.match(await until(() => attemptsOf(moved.id), (rows) => rows.length > 0), [{ attempt: 1, outcome: 'failed', statusCode: 302 }])
@@ -143,7 +150,7 @@ t.test('a 4xx other than 408 and 429 is not retried; a redirect is not followed'
 t.test('an endpoint that keeps failing is disabled with the reason, and gets nothing more', async (t) => {
   const target = await scripted(t, [410])
   const { pair } = await owner()
-  const hook = await endpoint(pair, target.url)
+  const hook = await endpoint(t, pair, target.url)
   for (let index = 0; index < 5; index++) await createItem(pair, `Item ${index}`)
   const attempts = await until(() => attemptsOf(hook.id), (rows) => rows.length >= 5)
   t.equal(attempts.length, 5)
@@ -159,7 +166,7 @@ t.test('an endpoint that keeps failing is disabled with the reason, and gets not
 t.test('POST …/deliveries/{id}/retry → 202 and the event is delivered again, with the same webhook-id', async (t) => {
   const target = await receiver(t)
   const { pair } = await owner()
-  const hook = await endpoint(pair, target.url)
+  const hook = await endpoint(t, pair, target.url)
   await createItem(pair)
   const [first] = await until(() => attemptsOf(hook.id), (rows) => rows.length > 0)
   const res = await app.inject({ method: 'POST', url: `/api/v1/webhooks/${hook.id}/deliveries/${first?.id ?? ''}/retry`, headers: authHeader(pair) })
@@ -175,7 +182,7 @@ t.test('POST …/deliveries/{id}/retry → 202 and the event is delivered again,
 t.test('a receiver that never answers times out; the attempt says so and is retried', async (t) => {
   const target = await receiver(t, async () => await new Promise(() => {}))
   const { pair } = await owner()
-  const hook = await endpoint(pair, target.url)
+  const hook = await endpoint(t, pair, target.url)
   await createItem(pair)
   const [attempt] = await until(() => attemptsOf(hook.id), (rows) => rows.length > 0)
   t.match(attempt, { attempt: 1, outcome: 'retrying', statusCode: null, error: /timed out/ })
@@ -195,8 +202,8 @@ t.test('deliveries to different endpoints run at the same time', async (t) => {
   const one = await receiver(t, slow)
   const two = await receiver(t, slow)
   const { pair } = await owner()
-  const first = await endpoint(pair, one.url)
-  const second = await endpoint(pair, two.url)
+  const first = await endpoint(t, pair, one.url)
+  const second = await endpoint(t, pair, two.url)
   await createItem(pair)
   await until(async () => [...await attemptsOf(first.id), ...await attemptsOf(second.id)], (rows) => rows.length >= 2)
   t.equal(most, 2, 'both requests were in flight together')
@@ -205,7 +212,7 @@ t.test('deliveries to different endpoints run at the same time', async (t) => {
 t.test('rotating the secret signs the next deliveries with the new one only', async (t) => {
   const target = await receiver(t)
   const { pair } = await owner()
-  const hook = await endpoint(pair, target.url)
+  const hook = await endpoint(t, pair, target.url)
   const rotated = (await app.inject({ method: 'POST', url: `/api/v1/webhooks/${hook.id}/secret`, headers: authHeader(pair) })).json<Created>()
   await createItem(pair)
   const [request] = await until(() => target.received, (list) => list.length > 0)
@@ -220,7 +227,7 @@ t.test('a retry scheduled before a restart is made by the next instance', async 
   const slowRetry = { resources: { webhooks: { retryBaseMs: 2000, timeoutMs: 1000, pollMs: 100 } } }
   const first = await start(slowRetry)
   const { pair } = await owner(first.app)
-  const hook = await endpoint(pair, target.url, ['items'], first.app)
+  const hook = await endpoint(t, pair, target.url, ['items'], first.app)
   await createItem(pair, 'Before the restart', first.app)
   await until(() => attemptsOf(hook.id, first.app), (rows) => rows.length > 0)
   await first.stop()
@@ -229,4 +236,24 @@ t.test('a retry scheduled before a restart is made by the next instance', async 
   const attempts = await until(() => attemptsOf(hook.id, second.app), (rows) => rows.length >= 2)
   t.match(attempts, [{ attempt: 1, outcome: 'retrying', statusCode: 503 }, { attempt: 2, outcome: 'delivered', statusCode: 200 }])
   t.equal(target.received.length, 2)
+})
+
+t.test('two instances on one Postgres queue each event once, and either delivers it', { skip: process.env.DATABASE_URL === undefined && 'needs DATABASE_URL' }, async (t) => {
+  const target = await receiver(t)
+  const { databaseUrl } = await freshDatabase(t)
+  const instances = await Promise.all([0, 1].map(async () => {
+    const instance = await buildApp(testConfig({ ...ENV, DATABASE_URL: databaseUrl ?? '' }), tuning)
+    t.teardown(() => instance.close())
+    await instance.ready()
+    return instance
+  }))
+  const [a = app, b = app] = instances
+  const { pair } = await owner(a)
+  const hook = await endpoint(t, pair, target.url, ['items'], a)
+  const made = await Promise.all(Array.from({ length: 20 }, async (_, index) => await createItem(pair, `Item ${index}`, index % 2 === 0 ? a : b)))
+  const attempts = await until(() => attemptsOf(hook.id, a), (rows) => rows.length >= 20)
+  await sleep(500)
+  t.equal(target.received.length, 20, 'each event delivered once')
+  t.same(new Set(target.received.map((request) => parse(request).data.id)), new Set(made.map((item) => item.id)))
+  t.equal(new Set(attempts.map((row) => row.eventId)).size, 20)
 })

@@ -35,7 +35,7 @@ const LAYERS = [
   {
     name: 'kit',
     path: '^src/kit/',
-    comment: 'What resources share on top of auth and the plugins (the owner-or-admin rule).'
+    comment: 'What resources are built from: registration, conditional reads and writes, pages, the owner-or-admin rule, route scopes.'
   },
   {
     name: 'resources',

@@ -110,7 +110,11 @@ function invalid (schema: Schema): unknown[] {
   return values
 }
 
-/** A principal of its own per operation (an operation may delete or lock out who calls it), with every scope. */
+/**
+ * A principal of its own per operation (an operation may delete or lock out who calls it), with every scope but
+ * `webhooks`: an endpoint made from the documented example would be a real host off this machine, which events would
+ * then be sent to. Webhook routes are still called (403 to create, 404 for another resource's id).
+ */
 async function principal (): Promise<{ id: string, token: TokenPair }> {
   const user = await signUp(app)
   const promoted = await app.inject({ method: 'PATCH', url: `/api/v1/users/${user.id}`, headers: authHeader(root), payload: { isSuperuser: true } })

@@ -27,6 +27,8 @@ export interface JobsOptions {
 export interface QueueOptions {
   workers?: number
   batchSize?: number
+  /** How often an idle worker looks for jobs another instance queued or whose time has come (default 0.5 s). */
+  pollingIntervalSeconds?: number
 }
 
 /** Works on the jobs of one queue, fetched together; a job whose work throws is retried as its options say. */
@@ -45,8 +47,8 @@ export interface JobQueue {
   send (tx: Executor | undefined, name: string, data: object, options?: PgBoss.SendOptions): Promise<void>
   /** Enqueues an import within the caller's transaction: the job row and its queue entry commit together. */
   enqueueImport (tx: Executor, jobId: string): Promise<void>
-  /** Wakes this instance's workers at once rather than at their next poll (call it after the commit). */
-  wake (): void
+  /** Wakes this instance's workers of `queue` (of imports by default) at once rather than at their next poll (call it after the commit). */
+  wake (queue?: string): void
   /** Stops working: an import in progress stops after its batch, to be resumed by the next worker. Closing the app does this too. */
   stop (): Promise<void>
 }
@@ -112,7 +114,7 @@ export default fp(async function jobQueue (app: FastifyInstance, { options = {} 
   let workerId: string | undefined
   let started = false
   const queues = new Map<string, { work: QueueWorker<object>, options: QueueOptions }>()
-  const workerIds: string[] = []
+  const workerIds = new Map<string, string[]>()
   let stopping: Promise<void> | undefined
 
   // Imports take turns: one that has run its turn while others wait is queued again behind them, as a new queue
@@ -154,8 +156,10 @@ export default fp(async function jobQueue (app: FastifyInstance, { options = {} 
     })
     if (options.worker !== false) {
       workerId = await boss.work(IMPORT_QUEUE, { batchSize: 1, pollingIntervalSeconds: 0.5, includeMetadata: true }, work)
-      for (const [name, { work, options: { workers = 1, batchSize = 1 } }] of queues) {
-        for (let n = 0; n < workers; n++) workerIds.push(await boss.work(name, { batchSize, pollingIntervalSeconds: 0.5, includeMetadata: true }, work))
+      for (const [name, { work, options: { workers = 1, batchSize = 1, pollingIntervalSeconds = 0.5 } }] of queues) {
+        const ids: string[] = []
+        for (let n = 0; n < workers; n++) ids.push(await boss.work(name, { batchSize, pollingIntervalSeconds, includeMetadata: true }, work))
+        workerIds.set(name, ids)
       }
     }
   })
@@ -180,7 +184,9 @@ export default fp(async function jobQueue (app: FastifyInstance, { options = {} 
       const id = await boss.send(IMPORT_QUEUE, { jobId }, { id: jobId, singletonKey: jobId, ...RETRIES, db: transactionDb(tx) })
       if (id === null) throw new Error(`the ${IMPORT_QUEUE} queue did not accept job ${jobId}`)
     },
-    wake: () => { for (const id of [workerId, ...workerIds]) if (id !== undefined) boss.notifyWorker(id) },
+    wake: (queue = IMPORT_QUEUE) => {
+      for (const id of queue === IMPORT_QUEUE ? [workerId] : workerIds.get(queue) ?? []) if (id !== undefined) boss.notifyWorker(id)
+    },
     stop
   } satisfies JobQueue)
 

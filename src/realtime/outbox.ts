@@ -92,6 +92,15 @@ export interface EventBatch {
 }
 
 /**
+ * The transactions running in the snapshot `s.snapshot` of a query, and whether those of `waitingFor` (running in an
+ * earlier one) had all ended (committed or rolled back) by then.
+ */
+const snapshotState = (waitingFor: string[]) => sql`
+  array(select pg_snapshot_xip(s.snapshot)::text) as running,
+  (select coalesce(bool_and(pg_visible_in_snapshot(w::xid8, s.snapshot)), true)
+    from jsonb_array_elements_text(${JSON.stringify(waitingFor)}::jsonb) as w) as settled`
+
+/**
  * Up to `limit` events after `after`, in id order, with the ids of the transactions running at that moment, in
  * one snapshot. Events become visible in commit order, not id order: an event whose transaction commits late may
  * have a lower id than events already visible. Its transaction is among `running`; once those have all ended
@@ -100,10 +109,7 @@ export interface EventBatch {
  */
 export async function readEvents (db: Executor, after: number, limit: number, waitingFor: string[]): Promise<EventBatch> {
   const result = await rows<EventRow & { running: string[] | null, settled: boolean | null }>(db, sql`
-    select array(select pg_snapshot_xip(s.snapshot)::text) as running,
-      (select coalesce(bool_and(pg_visible_in_snapshot(w::xid8, s.snapshot)), true)
-        from jsonb_array_elements_text(${JSON.stringify(waitingFor)}::jsonb) as w) as settled,
-      e.id, e.topic, e.name, e.data, e.created_at
+    select ${snapshotState(waitingFor)}, e.id, e.topic, e.name, e.data, e.created_at
     from (select pg_current_snapshot() as snapshot) as s
     left join lateral (select id, topic, name, data, created_at from events where id > ${after} order by id limit ${limit}) as e on true
     order by e.id`)
@@ -113,6 +119,28 @@ export async function readEvents (db: Executor, after: number, limit: number, wa
     running: first?.running ?? [],
     settled: first?.settled ?? true
   }
+}
+
+/** What `readEvents` tells of a batch besides its events: how far it reaches, and the transactions as there. */
+export interface EventHorizon {
+  /** The highest id among the next `limit` events after `after`; `after` when there are none. */
+  newest: number
+  /** How many events that batch holds: `limit` when there may be more after it. */
+  count: number
+  running: string[]
+  settled: boolean
+}
+
+/**
+ * `readEvents` without the events themselves, for a reader that then reads only some of the events up to where they
+ * are settled (the webhook dispatcher: those some endpoint follows).
+ */
+export async function readEventHorizon (db: Executor, after: number, limit: number, waitingFor: string[]): Promise<EventHorizon> {
+  const [row] = await rows<{ running: string[] | null, settled: boolean | null, newest: number | string | null, count: number | string }>(db, sql`
+    select ${snapshotState(waitingFor)}, b.newest, b.count
+    from (select pg_current_snapshot() as snapshot) as s,
+      lateral (select max(id) as newest, count(*) as count from (select id from events where id > ${after} order by id limit ${limit}) as batch) as b`)
+  return { newest: Number(row?.newest ?? after), count: Number(row?.count ?? 0), running: row?.running ?? [], settled: row?.settled ?? true }
 }
 
 /** The newest event id, or 0: where a reader starting now begins. */

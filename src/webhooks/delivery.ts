@@ -3,7 +3,7 @@ import type PgBoss from 'pg-boss'
 import { v7 as uuidv7 } from 'uuid'
 import { rows, type Db, type Executor } from '../db/client.js'
 import { webhookDeliveries } from '../db/schema.js'
-import { readEvents, type StoredEvent } from '../realtime/outbox.js'
+import { readEventHorizon } from '../realtime/outbox.js'
 import type { DeliveryClient } from './client.js'
 import { findWebhook, type DeliveryRow } from './repository.js'
 import { classify, DISABLE_AFTER_FAILURES, MAX_ATTEMPTS, retryDelayMs } from './retry.js'
@@ -37,7 +37,7 @@ export interface DeliveryOptions {
 }
 
 /** The body of a delivery, as the Standard Webhooks specification suggests: the event's name, time and data. */
-export const eventPayload = (event: StoredEvent) =>
+const eventPayload = (event: { name: string, createdAt: Date, data: unknown }) =>
   JSON.stringify({ type: event.name, timestamp: event.createdAt.toISOString(), data: event.data })
 
 type DispatchState = 'more' | 'waiting' | 'done'
@@ -46,7 +46,8 @@ type DispatchState = 'more' | 'waiting' | 'done'
  * Hands the outbox's events to the delivery queue: each event to every active endpoint whose topics include its topic
  * (created before it), in one transaction with the dispatch cursor, so every event is queued exactly once even with
  * several instances, and none is lost to a crash. Events are taken in id order and never past one a running
- * transaction may still commit (as the live channel's hub does), so a late commit is not skipped.
+ * transaction may still commit (as the live channel's hub does), so a late commit is not skipped; only the events
+ * some endpoint follows are read.
  */
 export class Dispatcher {
   private pending: { upTo: number, running: string[] } | undefined
@@ -55,46 +56,49 @@ export class Dispatcher {
   constructor (private readonly db: Db, private readonly queue: DeliveryQueue) {}
 
   /**
-   * Dispatches what it can: `more` when it took a full batch (run it again at once), `waiting` when events wait for
-   * transactions still running (run it again shortly), `done` otherwise.
+   * Dispatches what it can, and says how many deliveries it queued and what is left: `more` when it took a full batch
+   * (run it again at once), `waiting` when events wait for transactions still running (run it again shortly), `done`.
    */
-  async dispatch (): Promise<DispatchState> {
-    const state = await this.db.transaction(async (tx): Promise<DispatchState> => {
+  async dispatch (): Promise<{ state: DispatchState, queued: number }> {
+    const outcome = await this.db.transaction(async (tx): Promise<{ state: DispatchState, queued: number }> => {
       // The cursor starts at the newest event when there is none yet: endpoints get the events after they are created.
       if (!this.started) await tx.execute(sql`insert into webhook_dispatch (id, through) select 1, coalesce(max(id), 0) from events on conflict (id) do nothing`)
       // Another instance dispatching holds the row: it takes these events.
       const [cursor] = await rows<{ through: number | string }>(tx, sql`select through from webhook_dispatch where id = 1 for update skip locked`)
-      if (cursor === undefined) return 'done'
+      if (cursor === undefined) return { state: 'done', queued: 0 }
       const through = Number(cursor.through)
-      const batch = await readEvents(tx, through, DISPATCH_BATCH, this.pending?.running ?? [])
-      let settledThrough = through
-      if (this.pending !== undefined && batch.settled) settledThrough = Math.max(settledThrough, this.pending.upTo)
-      if (batch.running.length === 0) settledThrough = Math.max(settledThrough, batch.events.at(-1)?.id ?? through)
-      const ready = batch.events.filter((event) => event.id <= settledThrough)
-      this.pending = ready.length < batch.events.length ? (this.pending ?? { upTo: batch.events.at(-1)?.id ?? through, running: batch.running }) : undefined
-      if (ready.length === 0) return this.pending === undefined ? 'done' : 'waiting'
-      await this.enqueue(tx, ready)
-      await tx.execute(sql`update webhook_dispatch set through = ${ready.at(-1)?.id ?? through} where id = 1`)
-      return this.pending !== undefined ? 'waiting' : batch.events.length === DISPATCH_BATCH ? 'more' : 'done'
+      const horizon = await readEventHorizon(tx, through, DISPATCH_BATCH, this.pending?.running ?? [])
+      let settled = through
+      if (this.pending !== undefined && horizon.settled) settled = Math.max(settled, this.pending.upTo)
+      // Nothing running: nothing can appear below what this read saw.
+      if (horizon.running.length === 0) settled = Math.max(settled, horizon.newest)
+      const upTo = Math.min(settled, horizon.newest)
+      this.pending = upTo < horizon.newest ? (this.pending ?? { upTo: horizon.newest, running: horizon.running }) : undefined
+      const waiting = this.pending !== undefined
+      if (upTo <= through) return { state: waiting ? 'waiting' : 'done', queued: 0 }
+      const queued = await this.enqueue(tx, through, upTo)
+      await tx.execute(sql`update webhook_dispatch set through = ${upTo} where id = 1`)
+      return { state: waiting ? 'waiting' : horizon.count === DISPATCH_BATCH ? 'more' : 'done', queued }
     })
     this.started = true
-    return state
+    return outcome
   }
 
-  private async enqueue (tx: Executor, events: StoredEvent[]): Promise<void> {
-    const described = JSON.stringify(events.map((event) => ({ id: event.id, topic: event.topic, created_at: event.createdAt.toISOString() })))
-    const targets = await rows<{ webhook_id: string, event_id: number | string }>(tx, sql`
-      select w.id as webhook_id, e.id as event_id
-      from jsonb_to_recordset(${described}::jsonb) as e(id bigint, topic text, created_at timestamptz)
-      join webhooks w on w.active and e.topic = any(w.topics) and w.created_at <= e.created_at
+  /** Queues a delivery of each event after `after` and up to `upTo` to each endpoint that follows it; returns how many. */
+  private async enqueue (tx: Executor, after: number, upTo: number): Promise<number> {
+    const targets = await rows<{ webhook_id: string, id: number | string, name: string, data: unknown, created_at: Date | string }>(tx, sql`
+      select w.id as webhook_id, e.id, e.name, e.data, e.created_at
+      from events e
+      join webhooks w on w.active and w.topics @> array[e.topic] and w.created_at <= e.created_at
         and (e.topic not like 'user:%' or e.topic = 'user:' || w.owner_id::text)
+      where e.id > ${after} and e.id <= ${upTo}
       order by e.id, w.id`)
-    const byId = new Map(events.map((event) => [event.id, event]))
     for (const target of targets) {
-      const event = byId.get(Number(target.event_id))
-      if (event === undefined) continue
-      await this.queue.send(tx, DELIVERY_QUEUE, { webhookId: target.webhook_id, eventId: event.id, event: event.name, payload: eventPayload(event), attempt: 1 } satisfies DeliveryJob)
+      const payload = eventPayload({ name: target.name, createdAt: new Date(target.created_at), data: target.data })
+      const job: DeliveryJob = { webhookId: target.webhook_id, eventId: Number(target.id), event: target.name, payload, attempt: 1 }
+      await this.queue.send(tx, DELIVERY_QUEUE, job)
     }
+    return targets.length
   }
 }
 

@@ -27,6 +27,11 @@ declare module '../kit/resource.js' {
  */
 const DELIVERY_WORKERS = 4
 const DELIVERY_BATCH = 5
+/**
+ * How often an idle delivery worker looks for jobs: those this instance queues wake it at once, so this only bounds how
+ * late a retry whose time has come, or a delivery queued by another instance, starts.
+ */
+const DELIVERY_POLL_SECONDS = 2
 /** How soon to look again when events wait for transactions still running. */
 const SETTLE_DELAY_MS = 50
 /**
@@ -44,16 +49,20 @@ export function startDeliveries (app: FastifyInstance, config: Config, secrets: 
   const deliverer = new Deliverer(app.db, app.jobQueue, client, secrets, { retryBaseMs: tuning.retryBaseMs })
   app.jobQueue.define<DeliveryJob>(DELIVERY_QUEUE, async (jobs) => {
     await Promise.all(jobs.map((job) => deliverer.deliver(job.data)))
-  }, { workers: DELIVERY_WORKERS, batchSize: DELIVERY_BATCH })
+  }, { workers: DELIVERY_WORKERS, batchSize: DELIVERY_BATCH, pollingIntervalSeconds: DELIVERY_POLL_SECONDS })
 
   const dispatcher = new Dispatcher(app.db, app.jobQueue)
   let retry: NodeJS.Timeout | undefined
   const dispatching: CoalescedTask = new CoalescedTask(async () => {
     try {
-      let state = await dispatcher.dispatch()
-      while (state === 'more') state = await dispatcher.dispatch()
-      if (state === 'waiting') retry = setTimeout(() => { dispatching.request() }, SETTLE_DELAY_MS).unref()
-      else app.jobQueue.wake()
+      let queued = 0
+      for (;;) {
+        const outcome = await dispatcher.dispatch()
+        queued += outcome.queued
+        if (outcome.state === 'waiting') retry = setTimeout(() => { dispatching.request() }, SETTLE_DELAY_MS).unref()
+        if (outcome.state !== 'more') break
+      }
+      if (queued > 0) app.jobQueue.wake(DELIVERY_QUEUE)
     } catch (error) {
       app.log.warn({ err: error }, 'webhook dispatch failed; retrying at the next poll')
     }

@@ -84,7 +84,7 @@ const webhooks: FastifyPluginAsyncTypebox<ResourceOptions> = async (app, { confi
     const delivery = found(await repository.findDelivery(app.db, row.id, request.params.deliveryId), 'This webhook has no delivery with this id')
     if (!row.active) throw conflict('The webhook is inactive: turn it on (PATCH active: true) first', { code: 'webhook-inactive' })
     await app.jobQueue.send(undefined, DELIVERY_QUEUE, redelivery(delivery))
-    app.jobQueue.wake()
+    app.jobQueue.wake(DELIVERY_QUEUE)
     return reply.code(202).send()
   })
 }

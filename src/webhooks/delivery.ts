@@ -1,8 +1,8 @@
 import { sql } from 'drizzle-orm'
-import type PgBoss from 'pg-boss'
 import { v7 as uuidv7 } from 'uuid'
 import { rows, type Db, type Executor } from '../db/client.js'
 import { webhookDeliveries } from '../db/schema.js'
+import type { JobQueue } from '../jobs/queue.js'
 import { readEventHorizon } from '../realtime/outbox.js'
 import type { DeliveryClient } from './client.js'
 import { findWebhook, type DeliveryRow } from './repository.js'
@@ -26,10 +26,8 @@ export interface DeliveryJob {
 /** The event of an earlier delivery, to deliver again as a new series of attempts. */
 export const redelivery = ({ webhookId, eventId, event, payload }: DeliveryRow): DeliveryJob => ({ webhookId, eventId, event, payload, attempt: 1 })
 
-/** What sends and schedules deliveries: the queue's side of the job queue. */
-export interface DeliveryQueue {
-  send (tx: Executor | undefined, name: string, data: object, options?: PgBoss.SendOptions): Promise<void>
-}
+/** What sends and schedules deliveries: the job queue's sending side. */
+type DeliveryQueue = Pick<JobQueue, 'send'>
 
 export interface DeliveryOptions {
   /** The first retry's delay; each further one doubles it, with jitter (30 s by default). */
